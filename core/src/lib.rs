@@ -1,0 +1,24 @@
+//! switchyard-core: what the host and every plugin agree on, and nothing that
+//! needs an ML runtime.
+//!
+//! - [`abi`]: the stable plugin ABI (root module, `Backend` trait, tensors,
+//!   errors) that crosses the cdylib boundary through abi_stable.
+//! - [`guard`]: the panic barrier every exported function goes through, so a
+//!   plugin can never take the host down with a panic.
+//! - [`device`]: device kinds and the `DEVICE` spec parser.
+//! - [`settings`]: parsing of the other selection variables (`FORCE_CPU`,
+//!   `ONNX_PROVIDERS`).
+//! - [`select`]: the device selection policy, a pure function of settings and
+//!   probe results.
+//!
+//! The host links this crate and never links tch or ort; plugins link it
+//! through `switchyard-engine`.
+
+pub mod abi;
+pub mod device;
+pub mod guard;
+pub mod select;
+pub mod settings;
+
+pub use abi::{AbiVersion, ABI_VERSION};
+pub use device::{DeviceKind, DeviceSpec};
