@@ -14,6 +14,9 @@
 //! Tensors cross as shape + dtype + a borrowed byte slice in, an owned `RVec`
 //! out: at most one copy each way.
 
+// abi_stable's derive and root-module macros generate impls inside consts.
+#![allow(non_local_definitions)]
+
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
@@ -143,8 +146,11 @@ impl std::error::Error for BackendError {}
 pub struct DTypeCode(pub u8);
 
 /// Element types, Rust side.
+///
+/// Exhaustive on purpose: a new dtype is a new core version, and every match
+/// in the plugins should be revisited; the ABI code ([`DTypeCode`]) is what
+/// stays compatible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[non_exhaustive]
 pub enum DType {
     F32,
     F16,

@@ -1,0 +1,92 @@
+//! Engine errors, with their sources, and how they map onto the ABI's stable
+//! error kinds when they cross the boundary.
+
+use switchyard_core::abi::{BackendError, ErrorCode};
+
+/// Everything that can go wrong inside a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A model file is missing.
+    #[error("model file `{path}` does not exist; run ci/setup.sh to make the default models or check MODEL_DIR")]
+    ModelNotFound { path: String },
+    /// The format string is not one the engine knows.
+    #[error("model format `{format}` is not supported; use torchscript or onnx")]
+    UnknownFormat { format: String },
+    /// No model has this handle.
+    #[error("no model is loaded with handle {handle}; it was never loaded or has been unloaded")]
+    UnknownHandle { handle: u64 },
+    /// An input tensor is malformed.
+    #[error("input {index} is invalid: {reason}")]
+    BadInput { index: usize, reason: String },
+    /// The ONNX Runtime library could not be loaded.
+    #[error("ONNX Runtime could not be loaded from `{path}`: {source}; run ci/setup.sh, or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.1")]
+    OrtLoad {
+        path: String,
+        #[source]
+        source: ort::LoadDynamicError,
+    },
+    /// The ONNX Runtime library is not where it was expected.
+    #[error("ONNX Runtime library not found (looked at {tried}); run ci/setup.sh, or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1")]
+    OrtMissing { tried: String },
+    /// ONNX Runtime failed.
+    #[error("ONNX Runtime failed while {during} `{model}`: {source}")]
+    Ort {
+        during: &'static str,
+        model: String,
+        #[source]
+        source: ort::Error,
+    },
+    /// libtorch failed.
+    #[error("libtorch failed while {during} `{model}`: {source}")]
+    Torch {
+        during: &'static str,
+        model: String,
+        #[source]
+        source: tch::TchError,
+    },
+    /// The device is not usable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The model produced something the engine cannot return.
+    #[error("model `{model}` returned {what}, which cannot cross the plugin boundary; return tensors or tuples of tensors")]
+    UnsupportedOutput { model: String, what: String },
+}
+
+impl EngineError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::ModelNotFound { .. } | EngineError::UnknownHandle { .. } => ErrorCode::NOT_FOUND,
+            EngineError::UnknownFormat { .. } | EngineError::UnsupportedOutput { .. } => ErrorCode::UNSUPPORTED,
+            EngineError::BadInput { .. } => ErrorCode::INVALID_INPUT,
+            EngineError::OrtLoad { .. } | EngineError::OrtMissing { .. } | EngineError::Unavailable(_) => {
+                ErrorCode::UNAVAILABLE
+            }
+            EngineError::Torch { source, .. } if is_oom(&source.to_string()) => ErrorCode::OUT_OF_MEMORY,
+            EngineError::Ort { source, .. } if is_oom(&source.to_string()) => ErrorCode::OUT_OF_MEMORY,
+            EngineError::Ort { .. } | EngineError::Torch { .. } => ErrorCode::INTERNAL,
+        }
+    }
+}
+
+fn is_oom(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("out of memory") || m.contains("failed to allocate")
+}
+
+impl From<EngineError> for BackendError {
+    fn from(e: EngineError) -> Self {
+        // The chain is flattened here only because it crosses the C ABI; the
+        // host keeps the kind and the full message.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = s.source();
+        }
+        BackendError::new(e.code(), message)
+    }
+}

@@ -1,0 +1,189 @@
+//! ONNX models through ONNX Runtime (ort, `load-dynamic`).
+//!
+//! The runtime library is opened explicitly, once per process, from the first
+//! of: the host's `ort_dylib` setting, `ORT_DYLIB_PATH`, the path baked in at
+//! build time by ci/setup.sh (the venv's onnxruntime wheel). A missing library
+//! is a clear `Unavailable` error, not a crash, and only ONNX models need it.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use switchyard_core::abi::{DType, Tensor, TensorSpec, TensorView};
+
+use crate::tensor::{from_f32, from_i64, validate};
+use crate::EngineError;
+
+/// The ORT library baked in at build time (ci/env.sh sets it).
+pub const BAKED_ORT_DYLIB: Option<&str> = option_env!("SWITCHYARD_ORT_DYLIB");
+
+static ENVIRONMENT: Mutex<Option<&'static ort::environment::Environment>> = Mutex::new(None);
+
+/// Where the ORT library will be looked for, in order.
+pub fn ort_candidates(configured: Option<&str>) -> Vec<PathBuf> {
+    let env = std::env::var("ORT_DYLIB_PATH").ok().filter(|s| !s.is_empty());
+    [configured.map(str::to_string), env, BAKED_ORT_DYLIB.map(str::to_string)]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Loads ONNX Runtime (once) and returns the process-wide environment.
+pub fn environment(configured: Option<&str>) -> Result<&'static ort::environment::Environment, EngineError> {
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = *slot {
+        return Ok(env);
+    }
+    let candidates = ort_candidates(configured);
+    let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| EngineError::OrtMissing {
+        tried: if candidates.is_empty() {
+            "nothing: no ORT_DYLIB_PATH and no path baked in at build time".into()
+        } else {
+            candidates.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+        },
+    })?;
+    let load_err = |source| EngineError::OrtLoad { path: path.display().to_string(), source };
+    let builder = ort::init_from(path).map_err(load_err)?;
+    let env = builder.with_name("switchyard").build().map_err(|source| EngineError::Ort {
+        during: "creating the environment for",
+        model: "onnxruntime".into(),
+        source,
+    })?;
+    let env: &'static _ = Box::leak(Box::new(env));
+    *slot = Some(env);
+    Ok(env)
+}
+
+/// A loaded ONNX model.
+pub struct OnnxModel {
+    name: String,
+    session: Mutex<Session>,
+    input_names: Vec<String>,
+    /// Input and output signatures, for `ModelInfo`.
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// How to build sessions.
+#[derive(Debug, Clone, Default)]
+pub struct OnnxOptions {
+    /// Intra-op threads; 0 for ORT's default.
+    pub threads: usize,
+    /// The ORT library setting passed by the host.
+    pub ort_dylib: Option<String>,
+}
+
+impl OnnxModel {
+    /// Builds a session for `path`.
+    pub fn load(name: &str, path: &Path, options: &OnnxOptions) -> Result<Self, EngineError> {
+        let env = environment(options.ort_dylib.as_deref())?;
+        let ort_err =
+            |source: ort::Error| EngineError::Ort { during: "loading", model: name.to_string(), source };
+        let mut builder = Session::builder(env).map_err(ort_err)?;
+        if options.threads > 0 {
+            builder = builder.with_intra_threads(options.threads).map_err(|e| ort_err(e.into()))?;
+        }
+        let session = builder.commit_from_file(path).map_err(ort_err)?;
+        let spec = |o: &ort::value::Outlet| TensorSpec {
+            name: o.name().into(),
+            dtype: o.dtype().tensor_type().and_then(dtype_of).unwrap_or(DType::F32).code(),
+            shape: o.dtype().tensor_shape().map(|s| s.iter().copied().collect()).unwrap_or_default(),
+        };
+        let inputs: Vec<_> = session.inputs().iter().map(spec).collect();
+        let outputs: Vec<_> = session.outputs().iter().map(spec).collect();
+        let input_names = session.inputs().iter().map(|o| o.name().to_string()).collect();
+        Ok(OnnxModel { name: name.to_string(), session: Mutex::new(session), input_names, inputs, outputs })
+    }
+
+    /// Runs the model; inputs in the model's input order, outputs in its output order.
+    pub fn run(&self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, EngineError> {
+        if inputs.len() != self.input_names.len() {
+            return Err(EngineError::BadInput {
+                index: inputs.len(),
+                reason: format!(
+                    "model `{}` takes {} inputs ({}), got {}",
+                    self.name,
+                    self.input_names.len(),
+                    self.input_names.join(", "),
+                    inputs.len()
+                ),
+            });
+        }
+        let ort_err = |source: ort::Error| EngineError::Ort { during: "running", model: self.name.clone(), source };
+        // Aligned inputs are read in place; misaligned ones are copied once.
+        let mut data = Vec::with_capacity(inputs.len());
+        for (index, view) in inputs.iter().enumerate() {
+            data.push(match validate(index, view)? {
+                DType::F32 => Data::F32(cast(view.data.as_slice())),
+                DType::I64 => Data::I64(cast(view.data.as_slice())),
+                other => {
+                    return Err(EngineError::BadInput {
+                        index,
+                        reason: format!("dtype {other:?} is not supported for ONNX inputs; send float32 or int64"),
+                    })
+                }
+            });
+        }
+        let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for ((view, data), name) in inputs.iter().zip(&data).zip(&self.input_names) {
+            let shape = view.shape.to_vec();
+            let value: SessionInputValue<'_> = match data {
+                Data::F32(d) => TensorRef::from_array_view((shape, &**d)).map_err(ort_err)?.into(),
+                Data::I64(d) => TensorRef::from_array_view((shape, &**d)).map_err(ort_err)?.into(),
+            };
+            feeds.push((Cow::Borrowed(name.as_str()), value));
+        }
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(feeds).map_err(ort_err)?;
+        let mut result = Vec::with_capacity(outputs.len());
+        for (name, value) in outputs.iter() {
+            let tensor = match value.dtype() {
+                ValueType::Tensor { ty: TensorElementType::Float32, .. } => {
+                    let (shape, data) = value.try_extract_tensor::<f32>().map_err(ort_err)?;
+                    from_f32(shape, data)
+                }
+                ValueType::Tensor { ty: TensorElementType::Int64, .. } => {
+                    let (shape, data) = value.try_extract_tensor::<i64>().map_err(ort_err)?;
+                    from_i64(shape, data)
+                }
+                other => {
+                    return Err(EngineError::UnsupportedOutput {
+                        model: self.name.clone(),
+                        what: format!("output `{name}` of type {other:?}"),
+                    })
+                }
+            };
+            result.push(tensor);
+        }
+        Ok(result)
+    }
+}
+
+enum Data<'a> {
+    F32(Cow<'a, [f32]>),
+    I64(Cow<'a, [i64]>),
+}
+
+fn dtype_of(t: TensorElementType) -> Option<DType> {
+    Some(match t {
+        TensorElementType::Float32 => DType::F32,
+        TensorElementType::Float16 => DType::F16,
+        TensorElementType::Bfloat16 => DType::BF16,
+        TensorElementType::Int64 => DType::I64,
+        TensorElementType::Int32 => DType::I32,
+        TensorElementType::Uint8 => DType::U8,
+        _ => return None,
+    })
+}
+
+/// Reinterprets bytes as `T` in place when aligned, else copies.
+fn cast<T: bytemuck::Pod>(bytes: &[u8]) -> Cow<'_, [T]> {
+    let usable = bytes.len() - bytes.len() % std::mem::size_of::<T>();
+    match bytemuck::try_cast_slice(&bytes[..usable]) {
+        Ok(slice) => Cow::Borrowed(slice),
+        Err(_) => Cow::Owned(bytes[..usable].chunks_exact(std::mem::size_of::<T>()).map(bytemuck::pod_read_unaligned).collect()),
+    }
+}
