@@ -7,6 +7,7 @@
 //! tensor conversion, ORT loading, panic barriers) lives here once.
 
 pub mod backend;
+pub mod common;
 pub mod error;
 pub mod onnx;
 pub mod plugin;

@@ -1,0 +1,41 @@
+// Shared by the three plugins' build scripts through `include!`: make the
+// cdylib find libtorch without LD_LIBRARY_PATH and record what it was built
+// against.
+//
+// - RUNPATH to the libtorch folder torch-sys built against (DEP_TCH_LIBTORCH_LIB,
+//   visible because each plugin depends on torch-sys directly).
+// - `keep_cuda`: link libtorch_cuda with --no-as-needed, or libtorch's CUDA
+//   hooks never register and tch reports no GPU.
+// - SWITCHYARD_TORCH_VERSION / _TORCH_LIB / _TARGET / _PROFILE for describe().
+
+fn plugin_build(keep_cuda: bool) {
+    println!("cargo:rerun-if-changed=../plugin_build.rs");
+    println!("cargo:rerun-if-env-changed=SWITCHYARD_ORT_DYLIB");
+    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect(
+        "torch-sys did not report its libtorch folder; build through ci/build.sh (it sets LIBTORCH_USE_PYTORCH=1 and the venv)",
+    );
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    println!("cargo:rustc-env=SWITCHYARD_TORCH_LIB={lib}");
+    let lib_dir = std::path::Path::new(&lib);
+    if keep_cuda && lib_dir.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+    // The wheel's torch/version.py holds `__version__ = '2.11.0+cu130'`.
+    let version_py = lib_dir.parent().map(|p| p.join("version.py"));
+    if let Some(text) = version_py.and_then(|p| std::fs::read_to_string(p).ok()) {
+        let version = text
+            .lines()
+            .find_map(|l| l.strip_prefix("__version__ = "))
+            .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string());
+        if let Some(v) = version {
+            println!("cargo:rustc-env=SWITCHYARD_TORCH_VERSION={v}");
+        }
+    }
+    for (key, var) in [("SWITCHYARD_TARGET", "TARGET"), ("SWITCHYARD_PROFILE", "PROFILE")] {
+        if let Ok(v) = std::env::var(var) {
+            println!("cargo:rustc-env={key}={v}");
+        }
+    }
+}
