@@ -24,7 +24,7 @@ use abi_stable::{declare_root_module_statics, sabi_trait, StableAbi};
 
 /// An ABI version: the host needs `major` equal and the plugin's `minor` at least its own.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AbiVersion {
     /// Incompatible changes.
     pub major: u32,

@@ -162,7 +162,9 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for spec in [DeviceSpec::Auto, DeviceSpec::Cpu, DeviceSpec::Mps, DeviceSpec::Cuda(None), DeviceSpec::Cuda(Some(3))] {
+        for spec in
+            [DeviceSpec::Auto, DeviceSpec::Cpu, DeviceSpec::Mps, DeviceSpec::Cuda(None), DeviceSpec::Cuda(Some(3))]
+        {
             assert_eq!(spec.to_string().parse::<DeviceSpec>(), Ok(spec));
         }
     }

@@ -69,7 +69,10 @@ fn explicit_cuda_without_gpu_is_an_error_not_a_fallback() {
 #[test]
 fn explicit_cuda_index_without_gpu_says_no_cuda_device() {
     let err = select(&settings("cuda:7", false), &hw(0, false), &all_plugins(), ok).unwrap_err();
-    assert!(err.to_string().contains("`DEVICE=cuda:7`") && err.to_string().contains("no CUDA device was found"), "{err}");
+    assert!(
+        err.to_string().contains("`DEVICE=cuda:7`") && err.to_string().contains("no CUDA device was found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -134,7 +137,10 @@ fn missing_plugin_file_is_reported_and_cpu_still_chosen() {
 fn no_usable_cpu_plugin_is_an_error_listing_every_reason() {
     let err = select(&settings("auto", false), &hw(0, false), &[], ok).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("backend-cpu") && msg.contains("cuda unavailable") && msg.contains("mps unavailable"), "{msg}");
+    assert!(
+        msg.contains("backend-cpu") && msg.contains("cuda unavailable") && msg.contains("mps unavailable"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -42,7 +42,8 @@ pub enum ExecutionProvider {
 
 impl ExecutionProvider {
     /// Every provider, in default preference order.
-    pub const ALL: [ExecutionProvider; 3] = [ExecutionProvider::Cuda, ExecutionProvider::CoreMl, ExecutionProvider::Cpu];
+    pub const ALL: [ExecutionProvider; 3] =
+        [ExecutionProvider::Cuda, ExecutionProvider::CoreMl, ExecutionProvider::Cpu];
 
     /// ONNX Runtime's name for the provider.
     pub fn ort_name(self) -> &'static str {

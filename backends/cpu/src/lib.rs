@@ -22,8 +22,13 @@ impl Flavor for Cpu {
         Ok(ProbeReport {
             available: true,
             reason: "the CPU is always available".into(),
-            devices: vec![DeviceInfo { index: 0, name: "cpu".into(), total_memory: 0, extra: kv([("threads", threads.to_string())]) }]
-                .into(),
+            devices: vec![DeviceInfo {
+                index: 0,
+                name: "cpu".into(),
+                total_memory: 0,
+                extra: kv([("threads", threads.to_string())]),
+            }]
+            .into(),
             extra: kv([("onnx_providers", "CPUExecutionProvider")]),
         })
     }

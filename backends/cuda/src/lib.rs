@@ -37,7 +37,12 @@ impl Flavor for Cuda {
         let reason = why_unavailable(index);
         let count = if reason.is_none() { tch::Cuda::device_count().max(0) as u32 } else { 0 };
         let devices = (0..count)
-            .map(|i| DeviceInfo { index: i, name: format!("cuda:{i}").into(), total_memory: 0, extra: kv::<&str, &str>([]) })
+            .map(|i| DeviceInfo {
+                index: i,
+                name: format!("cuda:{i}").into(),
+                total_memory: 0,
+                extra: kv::<&str, &str>([]),
+            })
             .collect::<Vec<_>>();
         Ok(ProbeReport {
             available: reason.is_none(),

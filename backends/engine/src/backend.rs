@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
-use switchyard_core::abi::{
-    kv, Backend, BackendError, BackendInfo, DType, ModelInfo, ModelSpec, Tensor, TensorView,
-};
+use switchyard_core::abi::{kv, Backend, BackendError, BackendInfo, DType, ModelInfo, ModelSpec, Tensor, TensorView};
 use switchyard_core::guard::guard;
 
 use crate::onnx::{OnnxModel, OnnxOptions};

@@ -48,7 +48,9 @@ pub enum EngineError {
     #[error("{0}")]
     Unavailable(String),
     /// The model produced something the engine cannot return.
-    #[error("model `{model}` returned {what}, which cannot cross the plugin boundary; return tensors or tuples of tensors")]
+    #[error(
+        "model `{model}` returned {what}, which cannot cross the plugin boundary; return tensors or tuples of tensors"
+    )]
     UnsupportedOutput { model: String, what: String },
 }
 

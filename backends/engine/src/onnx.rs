@@ -80,8 +80,7 @@ impl OnnxModel {
     /// Builds a session for `path`.
     pub fn load(name: &str, path: &Path, options: &OnnxOptions) -> Result<Self, EngineError> {
         let env = environment(options.ort_dylib.as_deref())?;
-        let ort_err =
-            |source: ort::Error| EngineError::Ort { during: "loading", model: name.to_string(), source };
+        let ort_err = |source: ort::Error| EngineError::Ort { during: "loading", model: name.to_string(), source };
         let mut builder = Session::builder(env).map_err(ort_err)?;
         if options.threads > 0 {
             builder = builder.with_intra_threads(options.threads).map_err(|e| ort_err(e.into()))?;
@@ -184,6 +183,8 @@ fn cast<T: bytemuck::Pod>(bytes: &[u8]) -> Cow<'_, [T]> {
     let usable = bytes.len() - bytes.len() % std::mem::size_of::<T>();
     match bytemuck::try_cast_slice(&bytes[..usable]) {
         Ok(slice) => Cow::Borrowed(slice),
-        Err(_) => Cow::Owned(bytes[..usable].chunks_exact(std::mem::size_of::<T>()).map(bytemuck::pod_read_unaligned).collect()),
+        Err(_) => Cow::Owned(
+            bytes[..usable].chunks_exact(std::mem::size_of::<T>()).map(bytemuck::pod_read_unaligned).collect(),
+        ),
     }
 }

@@ -42,7 +42,10 @@ impl Flavor for Mps {
             available: reason.is_none(),
             reason: reason.unwrap_or_else(|| "Metal is available".into()).into(),
             devices: devices.into(),
-            extra: kv([("mps_built", tch::utils::has_mps().to_string()), ("onnx_providers", "CPUExecutionProvider".into())]),
+            extra: kv([
+                ("mps_built", tch::utils::has_mps().to_string()),
+                ("onnx_providers", "CPUExecutionProvider".into()),
+            ]),
         })
     }
 

@@ -1,0 +1,123 @@
+//! Settings shared by every subcommand, as clap argument groups: each option
+//! is a flag with an environment variable behind it.
+//!
+//! Values are kept as given and validated by [`DeviceArgs::resolve`], so that
+//! the error names the variable and lists the accepted values (clap's own
+//! messages would not say how to fix `DEVICE=tpu`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+use switchyard_core::abi::{kv, BackendConfig};
+use switchyard_core::select::SelectSettings;
+use switchyard_core::settings::{parse_bool_flag, parse_onnx_providers, ExecutionProvider};
+use switchyard_core::DeviceSpec;
+
+/// Which device to use.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// auto, cpu, mps, cuda or cuda:N. An explicit device that is unavailable is an error.
+    #[arg(long, env = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// true/1/yes: use the CPU even if a GPU is there (DEVICE, when set, wins).
+    #[arg(long, env = "FORCE_CPU", default_value = "")]
+    pub force_cpu: String,
+    /// Comma list of ONNX execution providers in preference order (CPU is always appended).
+    #[arg(long, env = "ONNX_PROVIDERS", default_value = "")]
+    pub onnx_providers: String,
+    /// Intra-op threads for libtorch and ONNX Runtime (0: one per core).
+    #[arg(long, env = "SWITCHYARD_THREADS", default_value_t = 0)]
+    pub threads: u32,
+    /// The ONNX Runtime library (default: the one baked into the plugin by ci/setup.sh).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_dylib: Option<PathBuf>,
+    /// TorchScript dtype on GPUs: float16 (default on CUDA), bfloat16 or float32.
+    #[arg(long, env = "DTYPE")]
+    pub dtype: Option<String>,
+}
+
+/// Where plugins are.
+#[derive(Debug, Clone, Args)]
+pub struct PluginArgs {
+    /// The plugin folder (default: `plugins` beside the executable, else `./plugins`).
+    #[arg(long, env = "SWITCHYARD_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Explicit plugin files, in preference order, instead of scanning the folder.
+    #[arg(long = "plugin", env = "SWITCHYARD_PLUGINS", value_delimiter = ',')]
+    pub plugins: Vec<PathBuf>,
+}
+
+/// The validated device settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSettings {
+    /// `DEVICE`.
+    #[serde(serialize_with = "display")]
+    pub device: DeviceSpec,
+    /// `FORCE_CPU`.
+    pub force_cpu: bool,
+    /// `ONNX_PROVIDERS`, parsed (`None`: the plugin's default order).
+    pub onnx_providers: Option<Vec<ExecutionProvider>>,
+    /// Threads.
+    pub threads: u32,
+    /// `ORT_DYLIB_PATH`.
+    pub ort_dylib: Option<PathBuf>,
+    /// `DTYPE`.
+    pub dtype: Option<String>,
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl DeviceArgs {
+    /// Validates every value; the error says which variable is wrong and what is accepted.
+    pub fn resolve(&self) -> anyhow::Result<DeviceSettings> {
+        Ok(DeviceSettings {
+            device: self.device.parse()?,
+            force_cpu: parse_bool_flag("FORCE_CPU", &self.force_cpu)?,
+            onnx_providers: parse_onnx_providers(&self.onnx_providers)?,
+            threads: self.threads,
+            ort_dylib: self.ort_dylib.clone(),
+            dtype: self.dtype.clone(),
+        })
+    }
+}
+
+impl DeviceSettings {
+    /// What the selection policy reads.
+    pub fn select_settings(&self) -> SelectSettings {
+        SelectSettings { device: self.device, force_cpu: self.force_cpu }
+    }
+
+    /// The config passed to a plugin's probe and open.
+    pub fn backend_config(&self, device_index: Option<u32>) -> BackendConfig {
+        let mut extra = Vec::new();
+        if let Some(p) = &self.ort_dylib {
+            extra.push(("ort_dylib".to_string(), p.display().to_string()));
+        }
+        if let Some(d) = &self.dtype {
+            extra.push(("dtype".to_string(), d.clone()));
+        }
+        BackendConfig {
+            device_index: device_index.into(),
+            onnx_providers: self.onnx_providers.iter().flatten().map(|p| p.ort_name().into()).collect(),
+            threads: self.threads,
+            extra: kv(extra),
+        }
+    }
+}
+
+impl PluginArgs {
+    /// The plugin folder to scan.
+    pub fn folder(&self) -> PathBuf {
+        if let Some(dir) = &self.plugin_dir {
+            return dir.clone();
+        }
+        let beside_exe = std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.join("plugins")));
+        match beside_exe {
+            Some(dir) if dir.is_dir() => dir,
+            _ => PathBuf::from("plugins"),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! switchyard host library: everything the `switchyard` binary does, usable
+//! from tests and other Rust programs. It links no ML runtime: models run in
+//! a plugin (`backend-cpu`, `backend-cuda`, `backend-mps`) loaded at run time.
+//!
+//! - [`hardware`]: the host's own device probe (CUDA driver, Apple Metal).
+//! - [`plugins`]: discovering, loading and inspecting plugin files.
+//! - [`probe`] / [`render`]: the `switchyard probe` report.
+//! - [`config`]: flag + environment settings shared by the subcommands.
+
+pub mod config;
+pub mod hardware;
+pub mod plugins;
+pub mod probe;
+pub mod render;
+pub mod util;

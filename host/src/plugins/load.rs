@@ -1,0 +1,141 @@
+//! Loading one plugin file in this process through abi_stable, with the
+//! checks that make a mismatch a clear error: abi_stable's own layout check,
+//! then the explicit ABI version, then the device kind the file claims.
+//!
+//! Libraries are never unloaded (abi_stable leaks them on purpose): a plugin
+//! file is opened at most once per process.
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::std_types::RResult;
+use switchyard_core::abi::{
+    kv_to_vec, AbiVersion, BackendBox, BackendConfig, BackendError, BackendRootRef, PluginDescription, ProbeReport,
+    ABI_VERSION,
+};
+use switchyard_core::DeviceKind;
+
+/// Why a plugin file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is missing.
+    #[error("`{}` does not exist", path.display())]
+    Missing { path: PathBuf },
+    /// dlopen failed (not a shared library, or a dependency such as libtorch is missing).
+    #[error("`{}` cannot be loaded: {source}. If a library such as libtorch_cpu.so is missing, rebuild the plugin with ci/build.sh so its RUNPATH points at the venv", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: LibraryError,
+    },
+    /// The library has no abi_stable root module.
+    #[error("`{}` is not a switchyard plugin: it exports no root module (build it with switchyard_engine::export_plugin!)", path.display())]
+    NotAPlugin {
+        path: PathBuf,
+        #[source]
+        source: LibraryError,
+    },
+    /// abi_stable rejected the module (layout or version mismatch).
+    #[error("`{}` was built against an incompatible switchyard-core: {source}; rebuild the plugin against this host's version", path.display())]
+    Incompatible {
+        path: PathBuf,
+        #[source]
+        source: LibraryError,
+    },
+    /// The explicit ABI version does not match.
+    #[error("`{}` speaks plugin ABI {plugin}, this host speaks {host}: the major versions must match and the plugin's minor must be at least the host's; rebuild the plugin (or the host) from the same switchyard release", path.display())]
+    AbiVersion { path: PathBuf, plugin: AbiVersion, host: AbiVersion },
+    /// A call into the plugin failed.
+    #[error("`{}` failed in {call}: {source}", path.display())]
+    Call {
+        path: PathBuf,
+        call: &'static str,
+        #[source]
+        source: BackendError,
+    },
+    /// The plugin describes itself as another device than its file name says.
+    #[error("`{}` is named for {named} but describes itself as `{described}`; rename the file libbackend_{described}.so", path.display())]
+    KindMismatch { path: PathBuf, named: DeviceKind, described: String },
+}
+
+/// A plugin loaded into this process.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// The file.
+    pub path: PathBuf,
+    root: BackendRootRef,
+    /// The ABI version it reported.
+    pub abi: AbiVersion,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("path", &self.path).field("abi", &self.abi).finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// Loads `path` and checks its ABI.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let path_buf = path.to_path_buf();
+        if !path.exists() {
+            return Err(LoadError::Missing { path: path_buf });
+        }
+        let header = lib_header_from_path(path).map_err(|source| match source {
+            LibraryError::OpenError { .. } => LoadError::Open { path: path_buf.clone(), source },
+            _ => LoadError::NotAPlugin { path: path_buf.clone(), source },
+        })?;
+        let root = header.init_root_module::<BackendRootRef>().map_err(|source| match source {
+            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: path_buf.clone(), source },
+            _ => LoadError::Incompatible { path: path_buf.clone(), source },
+        })?;
+        let abi = (root.abi_version())();
+        if !ABI_VERSION.accepts(abi) {
+            return Err(LoadError::AbiVersion { path: path_buf, plugin: abi, host: ABI_VERSION });
+        }
+        Ok(LoadedPlugin { path: path_buf, root, abi })
+    }
+
+    fn call<T>(&self, call: &'static str, r: RResult<T, BackendError>) -> Result<T, LoadError> {
+        r.into_result().map_err(|source| LoadError::Call { path: self.path.clone(), call, source })
+    }
+
+    /// Name, device kind and build info.
+    pub fn describe(&self) -> Result<Description, LoadError> {
+        let d: PluginDescription = self.call("describe", (self.root.describe())())?;
+        Ok(Description {
+            name: d.name.into(),
+            device_kind: d.device_kind.into(),
+            version: d.version.into(),
+            build: kv_to_vec(&d.build),
+        })
+    }
+
+    /// Checks that the plugin is for the device its file name claims.
+    pub fn check_kind(&self, named: DeviceKind, described: &Description) -> Result<(), LoadError> {
+        if described.device_kind == named.as_str() {
+            Ok(())
+        } else {
+            Err(LoadError::KindMismatch { path: self.path.clone(), named, described: described.device_kind.clone() })
+        }
+    }
+
+    /// The plugin's cheap device probe.
+    pub fn probe(&self, config: &BackendConfig) -> Result<ProbeReport, LoadError> {
+        self.call("probe", (self.root.probe())(config))
+    }
+
+    /// Opens a backend.
+    pub fn open(&self, config: &BackendConfig) -> Result<BackendBox, LoadError> {
+        self.call("open", (self.root.open())(config))
+    }
+}
+
+/// `describe()` in Rust types.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Description {
+    pub name: String,
+    pub device_kind: String,
+    pub version: String,
+    pub build: Vec<(String, String)>,
+}
