@@ -1,0 +1,83 @@
+//! Shared helpers for the contract and end-to-end tests: where the built
+//! plugins, fixtures, binary and reference models are.
+//!
+//! Everything here is built by `ci/test.sh` before `cargo test` runs (the
+//! plugins and fixtures are cdylibs, which cargo cannot build as test
+//! dependencies). A missing file panics with the command that makes it.
+
+use std::path::{Path, PathBuf};
+
+use switchyard_core::DeviceKind;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The cargo profile folder the artifacts are in (`target/release` unless overridden).
+pub fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = if target.is_absolute() { target } else { root().join(target) };
+    target.join(std::env::var("SWITCHYARD_TEST_PROFILE").unwrap_or_else(|_| "release".into()))
+}
+
+fn must_exist(path: PathBuf, how: &str) -> PathBuf {
+    assert!(path.exists(), "`{}` is missing; {how}", path.display());
+    path
+}
+
+/// A built plugin, e.g. `target/release/libbackend_cpu.so`.
+pub fn plugin(kind: DeviceKind) -> PathBuf {
+    let name = format!("{}backend_{}.{}", std::env::consts::DLL_PREFIX, kind.as_str(), std::env::consts::DLL_EXTENSION);
+    must_exist(artifacts().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
+}
+
+/// A built failure fixture, e.g. `fixture_open_panics`.
+pub fn fixture(crate_name: &str) -> PathBuf {
+    let name = format!(
+        "{}{}.{}",
+        std::env::consts::DLL_PREFIX,
+        crate_name.replace('-', "_"),
+        std::env::consts::DLL_EXTENSION
+    );
+    must_exist(artifacts().join(name), "build the fixtures with ci/build.sh --fixtures (ci/test.sh does)")
+}
+
+/// The `switchyard` binary.
+pub fn switchyard_bin() -> PathBuf {
+    must_exist(artifacts().join("switchyard"), "build it with ci/build.sh (ci/test.sh does)")
+}
+
+/// The contract models made by tools/make_test_models.py.
+pub fn test_models() -> PathBuf {
+    must_exist(root().join("models/test/meta.json"), "run `.venv/bin/python tools/make_test_models.py` (ci/test.sh does)")
+        .parent()
+        .expect("file has a folder")
+        .to_path_buf()
+}
+
+/// Reads a little-endian f32 file.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// A fresh, empty temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Makes a plugin folder holding the given files under the given names (symlinks).
+pub fn plugin_folder(name: &str, files: &[(&str, PathBuf)]) -> PathBuf {
+    let dir = temp_dir(name);
+    for (file_name, target) in files {
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(target, dir.join(file_name)).expect("symlink");
+        #[cfg(not(unix))]
+        std::fs::copy(target, dir.join(file_name)).expect("copy");
+    }
+    dir
+}

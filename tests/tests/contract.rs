@@ -1,0 +1,144 @@
+//! Contract tests: one function per behaviour, each expanded over every
+//! plugin (cpu, cuda, mps). A plugin that is unavailable on this machine must
+//! still describe and probe itself without failing, and refuse `open` with
+//! `Unavailable`; an available one must run real models and match PyTorch.
+
+use abi_stable::std_types::{RSlice, RVec};
+use switchyard::plugins::LoadedPlugin;
+use switchyard_core::abi::{kv, BackendBox, BackendConfig, DType, ErrorKind, ModelSpec, TensorView, ABI_VERSION};
+use switchyard_core::DeviceKind;
+use switchyard_tests::{plugin, read_f32, test_models};
+
+/// Expands each test over every plugin.
+macro_rules! contract {
+    ($(#[doc = $doc:literal] fn $name:ident($kind:ident) $body:block)*) => {$(
+        #[doc = $doc]
+        #[test_case::test_case(DeviceKind::Cpu ; "cpu")]
+        #[test_case::test_case(DeviceKind::Cuda ; "cuda")]
+        #[test_case::test_case(DeviceKind::Mps ; "mps")]
+        fn $name($kind: DeviceKind) $body
+    )*};
+}
+
+fn load(kind: DeviceKind) -> LoadedPlugin {
+    LoadedPlugin::load(&plugin(kind)).unwrap_or_else(|e| panic!("{kind} plugin does not load: {e}"))
+}
+
+/// Opens the plugin if its probe says available; otherwise asserts `open` refuses with Unavailable.
+fn open_if_available(kind: DeviceKind) -> Option<BackendBox> {
+    let p = load(kind);
+    let cfg = BackendConfig::default();
+    let probe = p.probe(&cfg).expect("probe");
+    match p.open(&cfg) {
+        Ok(backend) => {
+            assert!(probe.available, "{kind}: open succeeded although probe said unavailable");
+            Some(backend)
+        }
+        Err(switchyard::plugins::LoadError::Call { source, .. }) => {
+            assert!(!probe.available, "{kind}: probe said available but open failed: {source}");
+            assert_eq!(source.kind(), ErrorKind::Unavailable, "{kind}: {source}");
+            eprintln!("{kind} is unavailable here ({}); checked that open refuses it", probe.reason);
+            None
+        }
+        Err(e) => panic!("{kind}: {e}"),
+    }
+}
+
+fn spec(name: &str, file: &str, format: &str) -> ModelSpec {
+    ModelSpec {
+        name: name.into(),
+        path: test_models().join(file).display().to_string().into(),
+        format: format.into(),
+        options: kv([("dtype", "float32")]),
+    }
+}
+
+fn f32_view<'a>(shape: &'a [i64], data: &'a [f32]) -> TensorView<'a> {
+    TensorView { dtype: DType::F32.code(), shape: RSlice::from_slice(shape), data: RSlice::from_slice(bytemuck::cast_slice(data)) }
+}
+
+fn run_reference(backend: &BackendBox, file: &str, format: &str) -> f32 {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(test_models().join("meta.json")).unwrap()).unwrap();
+    let shape: Vec<i64> = meta["input_shape"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let input = read_f32(&test_models().join("input.f32"));
+    let expected = read_f32(&test_models().join("expected.f32"));
+    let info = backend.load_model(&spec(file, file, format)).into_result().expect("load_model");
+    let out = backend.run(info.handle, RSlice::from_slice(&[f32_view(&shape, &input)])).into_result().expect("run");
+    assert_eq!(out.len(), 1);
+    let want: Vec<i64> = meta["output_shape"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(out[0].shape.as_slice(), want.as_slice());
+    assert_eq!(out[0].dtype, DType::F32.code());
+    let got: &[f32] = bytemuck::cast_slice(out[0].data.as_slice());
+    backend.unload(info.handle).into_result().expect("unload");
+    got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+contract! {
+    /// `describe` never fails, and names the device its file is for.
+    fn describe_never_fails(kind) {
+        let p = load(kind);
+        assert_eq!(p.abi, ABI_VERSION);
+        let d = p.describe().expect("describe");
+        assert_eq!(d.device_kind, kind.as_str());
+        assert_eq!(d.name, kind.plugin_name());
+        assert!(d.build.iter().any(|(k, v)| k == "torch" && v.starts_with("2.11.0")), "{:?}", d.build);
+    }
+
+    /// `probe` never fails or panics, for any device index, and gives a reason.
+    fn probe_never_fails(kind) {
+        let p = load(kind);
+        for index in [None, Some(0), Some(7)] {
+            let cfg = BackendConfig { device_index: index.into(), ..Default::default() };
+            let r = p.probe(&cfg).unwrap_or_else(|e| panic!("{kind} probe({index:?}) failed: {e}"));
+            assert!(!r.reason.is_empty());
+        }
+    }
+
+    /// An unavailable plugin refuses `open` with Unavailable; an available one opens and is healthy.
+    fn open_matches_probe(kind) {
+        if let Some(backend) = open_if_available(kind) {
+            backend.health().into_result().expect("health");
+            assert!(!backend.info().device.is_empty());
+        }
+    }
+
+    /// A TorchScript model gives PyTorch's own output within 1e-5.
+    fn torchscript_matches_pytorch(kind) {
+        if let Some(backend) = open_if_available(kind) {
+            let diff = run_reference(&backend, "tiny_cnn.pt", "torchscript");
+            assert!(diff <= 1e-5, "{kind}: max abs diff {diff}");
+        }
+    }
+
+    /// An ONNX model gives PyTorch's own output within 1e-5.
+    fn onnx_matches_pytorch(kind) {
+        if let Some(backend) = open_if_available(kind) {
+            let diff = run_reference(&backend, "tiny_cnn.onnx", "onnx");
+            assert!(diff <= 1e-5, "{kind}: max abs diff {diff}");
+        }
+    }
+
+    /// Bad inputs are errors of the right kind, never panics or aborts.
+    fn bad_inputs_are_errors(kind) {
+        let Some(backend) = open_if_available(kind) else { return };
+        let missing = ModelSpec { path: "/nonexistent/model.pt".into(), ..spec("missing", "x", "torchscript") };
+        assert_eq!(backend.load_model(&missing).into_result().unwrap_err().kind(), ErrorKind::NotFound);
+        let odd = spec("odd", "tiny_cnn.pt", "safetensors");
+        assert_eq!(backend.load_model(&odd).into_result().unwrap_err().kind(), ErrorKind::Unsupported);
+        let none: RVec<TensorView<'_>> = RVec::new();
+        assert_eq!(backend.run(9999, none.as_rslice()).into_result().unwrap_err().kind(), ErrorKind::NotFound);
+        for (file, format) in [("tiny_cnn.pt", "torchscript"), ("tiny_cnn.onnx", "onnx")] {
+            let info = backend.load_model(&spec(file, file, format)).into_result().unwrap();
+            // Byte length disagreeing with the shape.
+            let short = [1.0f32; 3];
+            let e = backend.run(info.handle, RSlice::from_slice(&[f32_view(&[1, 3, 32, 32], &short)])).into_result();
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::InvalidInput);
+            // Well-formed but the wrong rank for the model: the runtime's error, not a crash.
+            let flat = [0.5f32; 12];
+            let e = backend.run(info.handle, RSlice::from_slice(&[f32_view(&[12], &flat)])).into_result().unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::Internal | ErrorKind::InvalidInput), "{file}: {e}");
+            backend.unload(info.handle).into_result().unwrap();
+        }
+    }
+}
