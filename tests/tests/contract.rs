@@ -71,7 +71,9 @@ fn run_reference(backend: &BackendBox, file: &str, format: &str) -> f32 {
     assert_eq!(out[0].dtype, DType::F32.code());
     let got: &[f32] = bytemuck::cast_slice(out[0].data.as_slice());
     backend.unload(info.handle).into_result().expect("unload");
-    got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    let diff = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    eprintln!("{file}: max abs diff to PyTorch {diff:e}");
+    diff
 }
 
 contract! {
