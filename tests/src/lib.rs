@@ -34,12 +34,8 @@ pub fn plugin(kind: DeviceKind) -> PathBuf {
 
 /// A built failure fixture, e.g. `fixture_open_panics`.
 pub fn fixture(crate_name: &str) -> PathBuf {
-    let name = format!(
-        "{}{}.{}",
-        std::env::consts::DLL_PREFIX,
-        crate_name.replace('-', "_"),
-        std::env::consts::DLL_EXTENSION
-    );
+    let name =
+        format!("{}{}.{}", std::env::consts::DLL_PREFIX, crate_name.replace('-', "_"), std::env::consts::DLL_EXTENSION);
     must_exist(artifacts().join(name), "build the fixtures with ci/build.sh --fixtures (ci/test.sh does)")
 }
 
@@ -50,10 +46,13 @@ pub fn switchyard_bin() -> PathBuf {
 
 /// The contract models made by tools/make_test_models.py.
 pub fn test_models() -> PathBuf {
-    must_exist(root().join("models/test/meta.json"), "run `.venv/bin/python tools/make_test_models.py` (ci/test.sh does)")
-        .parent()
-        .expect("file has a folder")
-        .to_path_buf()
+    must_exist(
+        root().join("models/test/meta.json"),
+        "run `.venv/bin/python tools/make_test_models.py` (ci/test.sh does)",
+    )
+    .parent()
+    .expect("file has a folder")
+    .to_path_buf()
 }
 
 /// Reads a little-endian f32 file.

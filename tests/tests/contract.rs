@@ -54,7 +54,11 @@ fn spec(name: &str, file: &str, format: &str) -> ModelSpec {
 }
 
 fn f32_view<'a>(shape: &'a [i64], data: &'a [f32]) -> TensorView<'a> {
-    TensorView { dtype: DType::F32.code(), shape: RSlice::from_slice(shape), data: RSlice::from_slice(bytemuck::cast_slice(data)) }
+    TensorView {
+        dtype: DType::F32.code(),
+        shape: RSlice::from_slice(shape),
+        data: RSlice::from_slice(bytemuck::cast_slice(data)),
+    }
 }
 
 fn run_reference(backend: &BackendBox, file: &str, format: &str) -> f32 {

@@ -124,7 +124,12 @@ fn inspect_steps(mut report: PluginReport, path: &Path, config: &BackendConfig, 
     };
     let plugin = match LoadedPlugin::load(path) {
         Ok(p) => p,
-        Err(e) => return fail(report, e),
+        Err(e) => {
+            if let LoadError::AbiVersion { plugin, .. } = &e {
+                report.abi = Some(*plugin);
+            }
+            return fail(report, e);
+        }
     };
     report.abi = Some(plugin.abi);
     let description = match plugin.describe() {

@@ -28,13 +28,10 @@ pub enum LoadError {
         #[source]
         source: LibraryError,
     },
-    /// The library has no abi_stable root module.
-    #[error("`{}` is not a switchyard plugin: it exports no root module (build it with switchyard_engine::export_plugin!)", path.display())]
-    NotAPlugin {
-        path: PathBuf,
-        #[source]
-        source: LibraryError,
-    },
+    /// The library has no abi_stable root module. `detail` is the loader's
+    /// last line (abi_stable's own message spans several lines).
+    #[error("`{}` is not a switchyard plugin: it exports no root module ({detail}); build plugins with switchyard_engine::export_plugin!", path.display())]
+    NotAPlugin { path: PathBuf, detail: String },
     /// abi_stable rejected the module (layout or version mismatch).
     #[error("`{}` was built against an incompatible switchyard-core: {source}; rebuild the plugin against this host's version", path.display())]
     Incompatible {
@@ -56,6 +53,12 @@ pub enum LoadError {
     /// The plugin describes itself as another device than its file name says.
     #[error("`{}` is named for {named} but describes itself as `{described}`; rename the file libbackend_{described}.so", path.display())]
     KindMismatch { path: PathBuf, named: DeviceKind, described: String },
+}
+
+fn not_a_plugin(path: &Path, source: &LibraryError) -> LoadError {
+    let text = source.to_string();
+    let detail = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no detail").to_string();
+    LoadError::NotAPlugin { path: path.to_path_buf(), detail }
 }
 
 /// A plugin loaded into this process.
@@ -83,10 +86,10 @@ impl LoadedPlugin {
         }
         let header = lib_header_from_path(path).map_err(|source| match source {
             LibraryError::OpenError { .. } => LoadError::Open { path: path_buf.clone(), source },
-            _ => LoadError::NotAPlugin { path: path_buf.clone(), source },
+            other => not_a_plugin(&path_buf, &other),
         })?;
         let root = header.init_root_module::<BackendRootRef>().map_err(|source| match source {
-            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path: path_buf.clone(), source },
+            LibraryError::GetSymbolError { .. } => not_a_plugin(&path_buf, &source),
             _ => LoadError::Incompatible { path: path_buf.clone(), source },
         })?;
         let abi = (root.abi_version())();

@@ -1,0 +1,200 @@
+//! End-to-end tests of `switchyard probe`: the selection policy through the
+//! real binary, real plugins and the failure fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use switchyard_core::DeviceKind;
+use switchyard_tests::{fixture, plugin, plugin_folder, switchyard_bin};
+
+fn real_plugins(name: &str) -> PathBuf {
+    plugin_folder(
+        name,
+        &[
+            ("libbackend_cpu.so", plugin(DeviceKind::Cpu)),
+            ("libbackend_cuda.so", plugin(DeviceKind::Cuda)),
+            ("libbackend_mps.so", plugin(DeviceKind::Mps)),
+        ],
+    )
+}
+
+/// Runs `switchyard probe` with a clean selection environment plus `env`.
+fn probe(folder: &Path, env: &[(&str, &str)], json: bool) -> Output {
+    let mut cmd = Command::new(switchyard_bin());
+    cmd.arg("probe").arg("--plugin-dir").arg(folder);
+    if json {
+        cmd.arg("--json");
+    }
+    for var in ["DEVICE", "FORCE_CPU", "ONNX_PROVIDERS", "SWITCHYARD_PLUGINS", "SWITCHYARD_PLUGIN_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("switchyard runs")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn has_cuda(report: &Value) -> bool {
+    report["hardware"]["cuda"]["devices"].as_array().is_some_and(|d| !d.is_empty())
+}
+
+#[test]
+fn auto_selects_the_best_device_and_says_why_others_were_rejected() {
+    let out = probe(&real_plugins("auto"), &[], true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    let selected = r["selection"]["kind"].as_str().unwrap();
+    assert_eq!(selected, if has_cuda(&r) { "cuda" } else { "cpu" });
+    assert_eq!(r["plugins"].as_array().unwrap().len(), 3);
+    if selected == "cpu" {
+        let reasons: Vec<&str> =
+            r["selection"]["rejected"].as_array().unwrap().iter().map(|x| x["reason"].as_str().unwrap()).collect();
+        assert!(reasons.iter().any(|x| x.starts_with("cuda unavailable")), "{reasons:?}");
+        assert!(reasons.iter().any(|x| x.starts_with("mps unavailable")), "{reasons:?}");
+    }
+}
+
+#[test]
+fn the_table_names_the_selected_device() {
+    let out = probe(&real_plugins("table"), &[("DEVICE", "cpu")], false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("selected      cpu via"), "{text}");
+    assert!(text.contains("libbackend_cuda.so") && text.contains("abi 1.0"), "{text}");
+}
+
+#[test]
+fn device_tpu_is_an_error_naming_the_valid_values() {
+    let out = probe(&real_plugins("tpu"), &[("DEVICE", "tpu")], false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`DEVICE=tpu` is not a device; use auto, cpu, mps, cuda or cuda:N"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_force_cpu_is_an_error() {
+    let out = probe(&real_plugins("badforce"), &[("FORCE_CPU", "maybe")], false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`FORCE_CPU=maybe` is not a boolean"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_onnx_providers_is_an_error() {
+    let out = probe(&real_plugins("badep"), &[("ONNX_PROVIDERS", "cuda,tensorrt")], false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`tensorrt`"), "{}", stderr(&out));
+}
+
+#[test]
+fn explicit_cuda_without_a_gpu_fails_and_says_so() {
+    for device in ["cuda", "cuda:7"] {
+        let out = probe(&real_plugins(&device.replace(':', "")), &[("DEVICE", device)], true);
+        let r = json(&out);
+        if has_cuda(&r) && device == "cuda" {
+            assert!(out.status.success());
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{device}");
+        let err = r["error"].as_str().unwrap();
+        assert!(err.contains(&format!("`DEVICE={device}`")), "{err}");
+        if !has_cuda(&r) {
+            assert!(err.contains("no CUDA device was found"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn force_cpu_and_device_cpu_select_cpu() {
+    for env in [[("FORCE_CPU", "true")], [("DEVICE", "cpu")], [("FORCE_CPU", "1")]] {
+        let out = probe(&real_plugins("forcecpu"), &env, true);
+        assert!(out.status.success(), "{env:?}: {}", stderr(&out));
+        assert_eq!(json(&out)["selection"]["kind"], "cpu", "{env:?}");
+    }
+}
+
+#[test]
+fn device_wins_over_force_cpu() {
+    // DEVICE=mps with FORCE_CPU=true: DEVICE decides; off Apple silicon that is an error, not cpu.
+    let out = probe(&real_plugins("wins"), &[("DEVICE", "mps"), ("FORCE_CPU", "true")], true);
+    let r = json(&out);
+    if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+        assert_eq!(r["selection"]["kind"], "mps");
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(r["error"].as_str().unwrap().contains("`DEVICE=mps`"), "{r}");
+    }
+    // And DEVICE=cpu with FORCE_CPU=false still selects cpu.
+    let out = probe(&real_plugins("wins2"), &[("DEVICE", "cpu"), ("FORCE_CPU", "false")], true);
+    assert_eq!(json(&out)["selection"]["kind"], "cpu");
+}
+
+#[test]
+fn failure_fixtures_are_reported_and_the_host_goes_on_to_the_next_candidate() {
+    // Files for one device are tried in name order: the four broken ones first.
+    let folder = plugin_folder(
+        "fixtures",
+        &[
+            ("libbackend_cpu-0-not-a-plugin.so", fixture("fixture-not-a-plugin")),
+            ("libbackend_cpu-1-abi-major.so", fixture("fixture-abi-major-mismatch")),
+            ("libbackend_cpu-2-open-panics.so", fixture("fixture-open-panics")),
+            ("libbackend_cpu-3-probe-aborts.so", fixture("fixture-probe-aborts")),
+            ("libbackend_cpu.so", plugin(DeviceKind::Cpu)),
+        ],
+    );
+    let out = probe(&folder, &[("DEVICE", "cpu")], true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    assert!(r["selection"]["plugin"].as_str().unwrap().ends_with("/libbackend_cpu.so"), "{r:#}");
+    let failure = |name: &str| -> (String, String) {
+        let p = r["plugins"].as_array().unwrap().iter().find(|p| p["path"].as_str().unwrap().ends_with(name)).unwrap();
+        let f = &p["failure"];
+        (f["stage"].as_str().unwrap_or("").to_string(), f["message"].as_str().unwrap_or("").to_string())
+    };
+    let (stage, msg) = failure("cpu-0-not-a-plugin.so");
+    assert_eq!(stage, "not_a_plugin", "{msg}");
+    assert!(msg.contains("is not a switchyard plugin"), "{msg}");
+    let (stage, msg) = failure("cpu-1-abi-major.so");
+    assert_eq!(stage, "abi_version", "{msg}");
+    assert!(msg.contains("speaks plugin ABI 2.0, this host speaks 1.0") && msg.contains("rebuild"), "{msg}");
+    let (stage, msg) = failure("cpu-2-open-panics.so");
+    assert_eq!(stage, "call", "{msg}");
+    assert!(msg.contains("Panicked") && msg.contains("fixture: open always panics"), "{msg}");
+    let (stage, msg) = failure("cpu-3-probe-aborts.so");
+    assert_eq!(stage, "crashed", "{msg}");
+    assert!(msg.contains("SIGABRT") && msg.contains("probe is about to abort"), "{msg}");
+    let rejected = r["selection"]["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 4, "{rejected:#?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_host_links_no_ml_runtime_and_backend_cuda_keeps_libtorch_cuda() {
+    let ldd = |p: &Path| String::from_utf8(Command::new("ldd").arg(p).output().expect("ldd").stdout).unwrap();
+    let host = ldd(&switchyard_bin());
+    assert!(!host.contains("torch") && !host.contains("onnxruntime") && !host.contains("c10"), "{host}");
+    let cuda = ldd(&plugin(DeviceKind::Cuda));
+    assert!(cuda.contains("libtorch_cuda.so"), "{cuda}");
+    let cpu = ldd(&plugin(DeviceKind::Cpu));
+    assert!(cpu.contains("libtorch_cpu.so") && !cpu.contains("libtorch_cuda.so"), "{cpu}");
+}
+
+#[test]
+fn a_missing_plugin_folder_is_a_clear_error() {
+    let out = probe(Path::new("/nonexistent/plugins"), &[], true);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert!(r["plugin_folder_error"].as_str().unwrap().contains("SWITCHYARD_PLUGIN_DIR"));
+    assert!(r["error"].as_str().unwrap().contains("no `backend-cpu` plugin file"), "{r:#}");
+}
