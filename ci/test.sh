@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of the pure logic, the contract tests against
+# every plugin, the end-to-end tests of the binary, then fmt and clippy.
+# Sets up whatever is missing first (idempotent), so it works on a fresh clone.
+set -euo pipefail
+here="$(dirname "$0")"
+bash "$here/setup-venv.sh"
+bash "$here/build.sh"
+bash "$here/make-models.sh"
+source "$here/env.sh"
+cd "$ROOT"
+
+step "cargo test --release --workspace"
+cargo test --release --workspace --locked 2>&1 | tee "$ROOT/target/test.log"
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+passed=$(grep -E '^test result: ok' "$ROOT/target/test.log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -E '^test result:' "$ROOT/target/test.log" | awk '{s += $6} END {print s + 0}')
+echo "tests: $passed passed, $failed failed"
