@@ -14,7 +14,7 @@ export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
 # tch 0.24's build script asks the venv's python where torch 2.11.0 is.
 export LIBTORCH_USE_PYTORCH=1
 # Baked into the plugins as the default ONNX Runtime library (ORT_DYLIB_PATH overrides at run time).
-SWITCHYARD_ORT_DYLIB="$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.* 2>/dev/null | head -n 1)"
+SWITCHYARD_ORT_DYLIB="$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.* 2>/dev/null | head -n 1 || true)"
 export SWITCHYARD_ORT_DYLIB
 export SWITCHYARD_PLUGIN_DIR="${SWITCHYARD_PLUGIN_DIR:-$ROOT/plugins}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
