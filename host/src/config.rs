@@ -121,3 +121,40 @@ impl PluginArgs {
         }
     }
 }
+
+/// Where the models are and which to use.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// The model folder (clip/<name>/, faces/<name>/).
+    #[arg(long, env = "MODEL_DIR", default_value = "models")]
+    pub model_dir: PathBuf,
+    /// The CLIP model (a folder under MODEL_DIR/clip/).
+    #[arg(long, env = "CLIP_MODEL_NAME", default_value = "ViT-B-32")]
+    pub clip_model_name: String,
+    /// The pretrained tag the CLIP folder must hold (checked against its config.json); empty: any.
+    #[arg(long, env = "CLIP_PRETRAINED", default_value = "")]
+    pub clip_pretrained: String,
+    /// Which exported CLIP files to run: auto (the faster on this device, by measurement), torchscript or onnx.
+    #[arg(long, env = "CLIP_ENGINE", default_value = "auto")]
+    pub clip_engine: String,
+}
+
+impl ModelArgs {
+    /// `MODEL_DIR/clip/CLIP_MODEL_NAME`.
+    pub fn clip_dir(&self) -> PathBuf {
+        self.model_dir.join("clip").join(&self.clip_model_name)
+    }
+}
+
+impl ModelArgs {
+    /// The CLIP engine asked for (`None`: auto, decided per device).
+    pub fn engine(&self) -> anyhow::Result<Option<crate::clip::model::ClipEngine>> {
+        use crate::clip::model::ClipEngine;
+        match self.clip_engine.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(None),
+            "torchscript" | "ts" => Ok(Some(ClipEngine::Torchscript)),
+            "onnx" => Ok(Some(ClipEngine::Onnx)),
+            other => anyhow::bail!("`CLIP_ENGINE={other}` is not an engine; use auto, torchscript or onnx"),
+        }
+    }
+}

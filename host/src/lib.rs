@@ -7,9 +7,13 @@
 //! - [`probe`] / [`render`]: the `switchyard probe` report.
 //! - [`config`]: flag + environment settings shared by the subcommands.
 
+pub mod clip;
 pub mod config;
+pub mod embed;
 pub mod hardware;
+pub mod image;
 pub mod plugins;
 pub mod probe;
 pub mod render;
+pub mod runtime;
 pub mod util;

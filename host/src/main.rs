@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchyard::config::{DeviceArgs, PluginArgs};
+use switchyard::config::{DeviceArgs, ModelArgs, PluginArgs};
 use switchyard::plugins::inspect::ChildInspect;
 use switchyard::plugins::inspect_in_process;
 use switchyard::probe::{self, ProbeOptions};
@@ -36,6 +36,8 @@ enum Command {
         #[command(flatten)]
         plugins: PluginArgs,
     },
+    /// Embed image files (or folders of them) and texts with CLIP; JSON lines out, a summary on stderr.
+    Embed(Box<EmbedArgs>),
     /// Load one plugin file in this process and print its report as JSON (used by `probe`).
     #[command(hide = true)]
     InspectPlugin {
@@ -48,11 +50,42 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct EmbedArgs {
+    /// Image files or folders (walked recursively for image extensions).
+    paths: Vec<PathBuf>,
+    /// A text to embed (repeatable).
+    #[arg(long = "text")]
+    texts: Vec<String>,
+    /// A file with one text per line.
+    #[arg(long, env = "SWITCHYARD_TEXTS_FILE")]
+    texts_file: Option<PathBuf>,
+    /// Where to write the JSON lines (default: standard output).
+    #[arg(long, env = "SWITCHYARD_OUT")]
+    out: Option<PathBuf>,
+    /// Images or texts per device batch.
+    #[arg(long, env = "SWITCHYARD_BATCH_SIZE", default_value_t = 32)]
+    batch_size: usize,
+    /// Threads reading, decoding and preprocessing images while the device runs.
+    #[arg(long, env = "SWITCHYARD_IO_WORKERS", default_value_t = 2)]
+    io_workers: usize,
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = switchyard::image::decode::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
+    #[command(flatten)]
+    device: DeviceArgs,
+    #[command(flatten)]
+    plugins: PluginArgs,
+    #[command(flatten)]
+    models: ModelArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli.command) {
         Ok(code) => code,
@@ -88,6 +121,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(if out.selection.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Embed(args) => embed(*args),
         Command::InspectPlugin { path, device_index, device } => {
             let settings = device.resolve()?;
             let report = inspect_in_process(&path, &settings.backend_config(device_index), true);
@@ -95,4 +129,72 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    use switchyard::clip::pipeline::ClipPipeline;
+    use switchyard::embed::{expand_paths, run, EmbedJob};
+    use switchyard::runtime::{Runtime, RuntimeOptions};
+
+    let settings = args.device.resolve()?;
+    let engine = args.models.engine()?;
+    let mut texts = args.texts.clone();
+    if let Some(file) = &args.texts_file {
+        let content =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read --texts-file `{}`", file.display()))?;
+        texts.extend(content.lines().map(str::to_string));
+    }
+    let images = expand_paths(&args.paths).context("cannot list the image paths")?;
+    if images.is_empty() && texts.is_empty() {
+        anyhow::bail!("nothing to embed: give image files or folders, --text TEXT or --texts-file FILE");
+    }
+    let options = RuntimeOptions {
+        folder: args.plugins.folder(),
+        explicit: args.plugins.plugins.clone(),
+        inspect_exe: std::env::current_exe().ok(),
+    };
+    let runtime = Runtime::start(&settings, &options)?;
+    let engine = engine.unwrap_or_else(|| switchyard::clip::model::default_engine(runtime.selection.kind));
+    let limits = switchyard::image::decode::DecodeLimits { max_pixels: args.max_pixels };
+    let pipeline = ClipPipeline::load(
+        runtime.backend.clone(),
+        &args.models.clip_dir(),
+        engine,
+        Some(args.models.clip_pretrained.as_str()),
+        limits,
+    )?;
+    let job = EmbedJob { images, texts, batch_size: args.batch_size, io_workers: args.io_workers };
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create --out `{}`", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let summary = run(&pipeline, &job, &mut out)?;
+    out.flush()?;
+    let device = &runtime.report;
+    eprintln!(
+        "embedded {} images ({} errors) and {} texts on {} ({}, {:?}, {}) in {:.2} s: {:.2} images/s, {:.1} texts/s; io {:.2} s (summed over {} workers), image compute {:.2} s",
+        summary.images,
+        summary.errors,
+        summary.texts,
+        device.device,
+        device.plugin.name,
+        pipeline.model.engine,
+        pipeline.model.config.model,
+        summary.wall_s,
+        summary.images_per_s,
+        summary.texts_per_s,
+        summary.io_s,
+        job.io_workers,
+        summary.image_compute_s,
+    );
+    if pipeline.model.config.random_weights {
+        eprintln!(
+            "warning: the CLIP weights in {} are RANDOM (offline export); embeddings are meaningless",
+            pipeline.model.dir.display()
+        );
+    }
+    Ok(if summary.errors > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }

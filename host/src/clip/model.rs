@@ -1,0 +1,248 @@
+//! A CLIP model on the selected backend: the visual and textual towers
+//! (TorchScript or ONNX files written by tools/export_clip.py), run through
+//! the plugin, with L2 normalization in the host.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abi_stable::std_types::RSlice;
+use serde::{Deserialize, Serialize};
+use switchyard_core::abi::{kv, BackendBox, BackendError, DType, ModelInfo, ModelSpec, TensorView};
+
+/// The model folder's `config.json`, as written by tools/export_clip.py.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClipConfig {
+    /// open_clip model name, e.g. `ViT-B-32`.
+    #[serde(alias = "model_name")]
+    pub model: String,
+    /// The pretrained tag (`none` for random weights).
+    #[serde(default)]
+    pub pretrained: Option<String>,
+    /// Whether the weights are random (the offline default).
+    #[serde(default)]
+    pub random_weights: bool,
+    pub embed_dim: usize,
+    pub image_size: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    #[serde(default = "default_interpolation")]
+    pub interpolation: String,
+    #[serde(default = "default_resize_mode")]
+    pub resize_mode: String,
+    pub context_length: usize,
+    /// The BPE vocabulary file in the folder.
+    #[serde(default = "default_tokenizer", alias = "tokenizer_file")]
+    pub tokenizer: String,
+}
+
+fn default_interpolation() -> String {
+    "bicubic".into()
+}
+fn default_resize_mode() -> String {
+    "shortest".into()
+}
+fn default_tokenizer() -> String {
+    "bpe_simple_vocab_16e6.txt.gz".into()
+}
+
+/// Which exported files to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipEngine {
+    /// `visual.pt` / `textual.pt` through libtorch.
+    Torchscript,
+    /// `visual.onnx` / `textual.onnx` through ONNX Runtime.
+    Onnx,
+}
+
+impl ClipEngine {
+    fn files(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ClipEngine::Torchscript => ("visual.pt", "textual.pt", "torchscript"),
+            ClipEngine::Onnx => ("visual.onnx", "textual.onnx", "onnx"),
+        }
+    }
+}
+
+/// The engine `CLIP_ENGINE=auto` picks on each device, by measurement
+/// (docs/benchmarks.md): TorchScript on GPUs, where libtorch runs fp16; on
+/// the CPU the faster of the two as measured on the reference machine.
+pub fn default_engine(kind: switchyard_core::DeviceKind) -> ClipEngine {
+    match kind {
+        switchyard_core::DeviceKind::Cuda | switchyard_core::DeviceKind::Mps => ClipEngine::Torchscript,
+        switchyard_core::DeviceKind::Cpu => ClipEngine::Torchscript,
+    }
+}
+
+/// What can go wrong loading or running CLIP.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("`{}` is missing; make the model with `python tools/export_clip.py --model {model}` (ci/setup.sh does for ViT-B-32), or point MODEL_DIR at the folder that holds clip/{model}/", path.display())]
+    MissingFile { path: PathBuf, model: String },
+    #[error("`{}` is not a valid CLIP config: {source}", path.display())]
+    BadConfig {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the backend failed while {during} {tower}")]
+    Backend {
+        during: &'static str,
+        tower: &'static str,
+        #[source]
+        source: BackendError,
+    },
+    #[error("the {tower} tower returned {got}, expected [batch, {dim}]")]
+    BadOutput { tower: &'static str, got: String, dim: usize },
+}
+
+/// A loaded CLIP model.
+pub struct ClipModel {
+    backend: Arc<BackendBox>,
+    visual: ModelInfo,
+    textual: ModelInfo,
+    pub config: ClipConfig,
+    pub engine: ClipEngine,
+    pub dir: PathBuf,
+}
+
+impl ClipModel {
+    /// Reads `dir/config.json`.
+    pub fn read_config(dir: &Path) -> Result<ClipConfig, ClipError> {
+        let path = dir.join("config.json");
+        let model = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ClipError::MissingFile { path: path.clone(), model: model.clone() },
+            _ => ClipError::Io { path: path.clone(), source },
+        })?;
+        serde_json::from_str(&text).map_err(|source| ClipError::BadConfig { path, source })
+    }
+
+    /// Loads both towers of the model in `dir` on `backend`.
+    pub fn load(backend: Arc<BackendBox>, dir: &Path, engine: ClipEngine) -> Result<Self, ClipError> {
+        let config = Self::read_config(dir)?;
+        let (visual_file, textual_file, format) = engine.files();
+        let load = |file: &str, tower: &'static str| -> Result<ModelInfo, ClipError> {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return Err(ClipError::MissingFile { path, model: config.model.clone() });
+            }
+            let spec = ModelSpec {
+                name: format!("clip/{}/{tower}", config.model).into(),
+                path: path.display().to_string().into(),
+                format: format.into(),
+                options: kv::<&str, &str>([]),
+            };
+            backend.load_model(&spec).into_result().map_err(|source| ClipError::Backend {
+                during: "loading",
+                tower,
+                source,
+            })
+        };
+        let visual = load(visual_file, "visual")?;
+        let textual = load(textual_file, "textual")?;
+        if config.random_weights {
+            tracing::warn!(model = %config.model, "serving RANDOM CLIP weights (offline export): embeddings are meaningless; export real weights with tools/export_clip.py --pretrained <tag>");
+        }
+        let model = ClipModel { backend, visual, textual, config, engine, dir: dir.to_path_buf() };
+        model.warm_up()?;
+        Ok(model)
+    }
+
+    /// Runs each tower twice on a dummy input: libtorch's profiling executor
+    /// optimizes a TorchScript graph on its first calls, and the service is
+    /// ready only once that is done.
+    pub fn warm_up(&self) -> Result<(), ClipError> {
+        let s = self.config.image_size;
+        let pixels = vec![0.0f32; 3 * s * s];
+        let mut tokens = vec![0i64; self.config.context_length];
+        tokens[0] = 49406;
+        tokens[1] = 49407;
+        for _ in 0..2 {
+            self.embed_pixels(&pixels, 1)?;
+            self.embed_tokens(&tokens, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Where the towers run (e.g. `cpu`, `cuda:0`, `CPUExecutionProvider`).
+    pub fn device(&self) -> &str {
+        self.visual.device.as_str()
+    }
+
+    /// Embeds a batch of preprocessed images (`[batch, 3, S, S]`, row-major); L2-normalized rows.
+    pub fn embed_pixels(&self, pixels: &[f32], batch: usize) -> Result<Vec<Vec<f32>>, ClipError> {
+        let s = self.config.image_size as i64;
+        let shape = [batch as i64, 3, s, s];
+        let view = TensorView {
+            dtype: DType::F32.code(),
+            shape: RSlice::from_slice(&shape),
+            data: RSlice::from_slice(bytemuck::cast_slice(pixels)),
+        };
+        self.run(&self.visual, view, batch, "visual")
+    }
+
+    /// Embeds a batch of token rows (`[batch, context_length]`); L2-normalized rows.
+    pub fn embed_tokens(&self, tokens: &[i64], batch: usize) -> Result<Vec<Vec<f32>>, ClipError> {
+        let shape = [batch as i64, self.config.context_length as i64];
+        let view = TensorView {
+            dtype: DType::I64.code(),
+            shape: RSlice::from_slice(&shape),
+            data: RSlice::from_slice(bytemuck::cast_slice(tokens)),
+        };
+        self.run(&self.textual, view, batch, "textual")
+    }
+
+    fn run(
+        &self,
+        model: &ModelInfo,
+        input: TensorView<'_>,
+        batch: usize,
+        tower: &'static str,
+    ) -> Result<Vec<Vec<f32>>, ClipError> {
+        let outputs = self
+            .backend
+            .run(model.handle, RSlice::from_slice(&[input]))
+            .into_result()
+            .map_err(|source| ClipError::Backend { during: "running", tower, source })?;
+        let dim = self.config.embed_dim;
+        let out = outputs.first().ok_or_else(|| ClipError::BadOutput { tower, got: "no output".into(), dim })?;
+        if out.shape.as_slice() != [batch as i64, dim as i64] || out.dtype != DType::F32.code() {
+            return Err(ClipError::BadOutput {
+                tower,
+                got: format!("{:?} {:?}", out.shape.as_slice(), out.dtype),
+                dim,
+            });
+        }
+        let values: Vec<f32> = out.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(values.chunks_exact(dim).map(l2_normalize).collect())
+    }
+}
+
+/// Scales a vector to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_to_unit_length() {
+        let v = l2_normalize(&[3.0, 4.0]);
+        assert!((v[0] - 0.6).abs() < 1e-7 && (v[1] - 0.8).abs() < 1e-7);
+        assert_eq!(l2_normalize(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+}

@@ -1,0 +1,106 @@
+//! The CLIP pipeline: bytes or text in, L2-normalized embeddings out.
+//!
+//! Decoding and preprocessing ([`ClipPipeline::prepare_image`]) are pure CPU
+//! work, safe to call from many threads at once, so callers can overlap them
+//! with inference; [`ClipPipeline::embed_prepared`] then runs one batch on the
+//! device.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use switchyard_core::abi::BackendBox;
+
+use crate::clip::model::{ClipEngine, ClipError, ClipModel};
+use crate::clip::preprocess::{preprocess, PreprocessConfig};
+use crate::clip::tokenizer::{ClipTokenizer, TokenizerError};
+use crate::image::decode::{decode_rgb, DecodeError, DecodeLimits};
+
+/// Why the pipeline could not be built or an input embedded.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+    #[error("the CLIP tokenizer could not be loaded")]
+    Tokenizer(#[from] TokenizerError),
+    #[error("the image could not be decoded")]
+    Decode(#[from] DecodeError),
+    #[error("the model's preprocessing settings are invalid")]
+    Preprocess(#[from] crate::clip::preprocess::ConfigError),
+    #[error("`{}` has pretrained weights `{found}`, but CLIP_PRETRAINED={wanted}; export the wanted weights with `python tools/export_clip.py --model {model} --pretrained {wanted}`", dir.display())]
+    PretrainedMismatch { dir: std::path::PathBuf, model: String, found: String, wanted: String },
+}
+
+/// A CLIP model with its tokenizer and preprocessing.
+pub struct ClipPipeline {
+    pub model: ClipModel,
+    tokenizer: ClipTokenizer,
+    preprocess: PreprocessConfig,
+    limits: DecodeLimits,
+}
+
+impl ClipPipeline {
+    /// Loads the model in `dir` (config.json, towers, tokenizer) on `backend`.
+    pub fn load(
+        backend: Arc<BackendBox>,
+        dir: &Path,
+        engine: ClipEngine,
+        pretrained: Option<&str>,
+        limits: DecodeLimits,
+    ) -> Result<Self, PipelineError> {
+        let config = ClipModel::read_config(dir)?;
+        if let Some(wanted) = pretrained.filter(|p| !p.is_empty()) {
+            let found = config.pretrained.clone().unwrap_or_else(|| "none".into());
+            if found != wanted {
+                return Err(PipelineError::PretrainedMismatch {
+                    dir: dir.to_path_buf(),
+                    model: config.model.clone(),
+                    found,
+                    wanted: wanted.to_string(),
+                });
+            }
+        }
+        let tokenizer = ClipTokenizer::from_file(dir.join(&config.tokenizer))?;
+        let preprocess = PreprocessConfig {
+            image_size: config.image_size as u32,
+            mean: config.mean,
+            std: config.std,
+            interpolation: config.interpolation.clone(),
+            resize_mode: config.resize_mode.clone(),
+        };
+        preprocess.validate()?;
+        let model = ClipModel::load(backend, dir, engine)?;
+        Ok(ClipPipeline { model, tokenizer, preprocess, limits })
+    }
+
+    /// Decodes and preprocesses one image: `[3, S, S]` floats. Thread-safe.
+    pub fn prepare_image(&self, bytes: &[u8]) -> Result<Vec<f32>, PipelineError> {
+        let rgb = decode_rgb(bytes, &self.limits)?;
+        Ok(preprocess(&rgb, &self.preprocess))
+    }
+
+    /// Embeds prepared images as one batch.
+    pub fn embed_prepared(&self, images: &[&[f32]]) -> Result<Vec<Vec<f32>>, PipelineError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = Vec::with_capacity(images.iter().map(|i| i.len()).sum());
+        for image in images {
+            batch.extend_from_slice(image);
+        }
+        Ok(self.model.embed_pixels(&batch, images.len())?)
+    }
+
+    /// Tokenizes texts as open_clip does (77 tokens, truncated).
+    pub fn tokenize(&self, texts: &[&str]) -> Vec<i64> {
+        self.tokenizer.tokenize_batch(texts, self.model.config.context_length)
+    }
+
+    /// Embeds texts as one batch.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, PipelineError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tokens = self.tokenize(texts);
+        Ok(self.model.embed_tokens(&tokens, texts.len())?)
+    }
+}

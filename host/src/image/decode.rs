@@ -1,0 +1,325 @@
+//! Image bytes to 8-bit RGB, the way `PIL.Image.open(path).convert("RGB")`
+//! does it, because that is what the Python service fed open_clip and
+//! insightface, and the embeddings must not move when the host replaces it.
+//!
+//! What "the way PIL does it" means per mode (each checked by the parity test
+//! in `tests/tests/clip_preprocess.rs` against Pillow itself):
+//!
+//! - alpha (RGBA, LA, PNG `tRNS`, palette transparency) is dropped, not
+//!   composited: `convert("RGB")` keeps the colour channels as stored;
+//! - grayscale is replicated into R, G and B; palettes are looked up;
+//! - 16-bit RGB(A) and gray+alpha keep the high byte (Pillow unpacks them with
+//!   `RGB;16B` / `LA;16B`), but 16-bit grayscale opens as mode `I;16`, whose
+//!   conversion to RGB *clips* at 255 instead of scaling: a 16-bit gray PNG is
+//!   nearly white after `convert("RGB")`. That is reproduced on purpose;
+//! - JPEG CMYK is inverted when an Adobe APP14 marker is present (Pillow reads
+//!   it as `CMYK;I`), then converted with Pillow's `cmyk2rgb` integer formula;
+//! - EXIF orientation is **not** applied: PIL's `open` ignores it, so a
+//!   portrait phone photo reaches CLIP sideways, as it did in Python;
+//! - ICC profiles and PNG gamma are ignored, as PIL ignores them on open;
+//! - GIF and WebP animations give their first frame.
+//!
+//! Before any pixel is decoded, the header's width x height is checked against
+//! [`DecodeLimits::max_pixels`], so a 50 kB file that claims 100000x100000
+//! pixels is refused without allocating gigabytes (a decompression bomb).
+//!
+//! JPEG goes through libjpeg (`jpeg.rs`), as in Pillow: the pure-Rust
+//! JPEG decoder gives different pixels. Every other format uses the `image`
+//! crate's pure-Rust decoders, which the parity test finds bit-exact with
+//! Pillow's (libpng/zlib, libwebp, libtiff, Pillow's own GIF and BMP code).
+
+use std::fmt;
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageError};
+
+/// PIL's `Image.MAX_IMAGE_PIXELS`: the default pixel limit (about 89.5 MP,
+/// a 9459x9459 image). Camera photos (12-50 MP) pass; bombs do not.
+pub const DEFAULT_MAX_PIXELS: u64 = 89_478_485;
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted width x height, checked from the header before decoding.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self { max_pixels: DEFAULT_MAX_PIXELS }
+    }
+}
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+}
+
+impl RgbImage {
+    /// Wraps interleaved RGB pixels; `None` if `pixels.len() != width * height * 3`.
+    pub fn from_raw(width: u32, height: u32, pixels: Vec<u8>) -> Option<Self> {
+        (pixels.len() as u64 == u64::from(width) * u64::from(height) * 3).then_some(Self { width, height, pixels })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The interleaved RGB bytes, `width * height * 3` of them.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Gives the pixel buffer back.
+    pub fn into_pixels(self) -> Vec<u8> {
+        self.pixels
+    }
+}
+
+impl fmt::Debug for RgbImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RgbImage({}x{})", self.width, self.height)
+    }
+}
+
+/// The container formats [`decode_rgb`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Gif,
+    WebP,
+    Bmp,
+    Tiff,
+}
+
+impl ImageFormat {
+    /// The format's usual name, e.g. `JPEG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::Gif => "GIF",
+            Self::WebP => "WebP",
+            Self::Bmp => "BMP",
+            Self::Tiff => "TIFF",
+        }
+    }
+
+    fn to_image(self) -> image::ImageFormat {
+        match self {
+            Self::Jpeg => image::ImageFormat::Jpeg,
+            Self::Png => image::ImageFormat::Png,
+            Self::Gif => image::ImageFormat::Gif,
+            Self::WebP => image::ImageFormat::WebP,
+            Self::Bmp => image::ImageFormat::Bmp,
+            Self::Tiff => image::ImageFormat::Tiff,
+        }
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+const SUPPORTED: &str = "JPEG, PNG, WebP, GIF, BMP or TIFF";
+
+/// Why bytes could not be turned into an RGB image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Zero bytes.
+    #[error("the image is empty (0 bytes); send the file's contents")]
+    Empty,
+    /// The bytes start like no image format this decoder knows.
+    #[error("the data is not a recognised image (it starts with `{magic}`); send {SUPPORTED}")]
+    NotAnImage {
+        /// The first bytes, hex-encoded.
+        magic: String,
+    },
+    /// A known image format that this build does not decode (e.g. AVIF, HEIC).
+    #[error("{format} images are not supported; convert it to {SUPPORTED}")]
+    UnsupportedFormat {
+        /// What the data looked like.
+        format: String,
+    },
+    /// A supported container with a feature its decoder does not handle.
+    #[error(
+        "this {format} image uses a feature that cannot be decoded ({detail}); re-encode it as 8-bit RGB JPEG or PNG"
+    )]
+    UnsupportedFeature {
+        format: ImageFormat,
+        detail: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The header says the image has no pixels.
+    #[error("the {format} image is {width}x{height}, which has no pixels; send an image at least 1x1")]
+    ZeroSize { format: ImageFormat, width: u32, height: u32 },
+    /// More pixels than [`DecodeLimits::max_pixels`] (checked before decoding).
+    #[error(
+        "the {format} image is {width}x{height} = {pixels} pixels, over the limit of {max_pixels}; \
+         downscale it, or raise the pixel limit if such images are expected"
+    )]
+    TooManyPixels { format: ImageFormat, width: u32, height: u32, pixels: u64, max_pixels: u64 },
+    /// The data is damaged or cut short.
+    #[error(
+        "the {format} data is corrupt or truncated ({detail}); check that the whole file was sent, or re-encode it"
+    )]
+    Corrupt {
+        format: ImageFormat,
+        detail: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Decodes an image file's bytes to 8-bit RGB with PIL's `open` + `convert("RGB")` semantics.
+pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    let format = sniff(bytes)?;
+    // Where the size sits at a fixed place, check it before any decoder runs, so that a
+    // zero or huge size gets its own error instead of the decoder's wording.
+    if let Some((width, height)) = peek_dimensions(format, bytes) {
+        check_size(format, width, height, limits)?;
+    }
+    match format {
+        ImageFormat::Jpeg => super::jpeg::decode(bytes, limits),
+        _ => decode_with_image(bytes, format, limits),
+    }
+}
+
+/// Recognises the container from its magic bytes.
+pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    match image::guess_format(bytes) {
+        Ok(image::ImageFormat::Jpeg) => Ok(ImageFormat::Jpeg),
+        Ok(image::ImageFormat::Png) => Ok(ImageFormat::Png),
+        Ok(image::ImageFormat::Gif) => Ok(ImageFormat::Gif),
+        Ok(image::ImageFormat::WebP) => Ok(ImageFormat::WebP),
+        Ok(image::ImageFormat::Bmp) => Ok(ImageFormat::Bmp),
+        Ok(image::ImageFormat::Tiff) => Ok(ImageFormat::Tiff),
+        Ok(other) => Err(DecodeError::UnsupportedFormat { format: format!("{other:?}").to_uppercase() }),
+        Err(_) => {
+            if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+                let brand = String::from_utf8_lossy(&bytes[8..12]).into_owned();
+                return Err(DecodeError::UnsupportedFormat { format: format!("ISO media (`{brand}`: HEIC/AVIF)") });
+            }
+            let magic = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+            Err(DecodeError::NotAnImage { magic })
+        }
+    }
+}
+
+/// The size from the header, for formats that store it at a fixed offset.
+fn peek_dimensions(format: ImageFormat, b: &[u8]) -> Option<(u32, u32)> {
+    let be32 = |i: usize| b.get(i..i + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+    let le32 = |i: usize| b.get(i..i + 4).map(|s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let le16 = |i: usize| b.get(i..i + 2).map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])));
+    match format {
+        ImageFormat::Png if b.get(12..16) == Some(b"IHDR") => Some((be32(16)?, be32(20)?)),
+        ImageFormat::Gif => Some((le16(6)?, le16(8)?)),
+        // BITMAPINFOHEADER and later: signed width and height (negative height = top-down).
+        ImageFormat::Bmp if le32(14)? >= 40 => Some((le32(18)?.unsigned_abs(), le32(22)?.unsigned_abs())),
+        ImageFormat::Jpeg => super::jpeg::frame_size(b),
+        _ => None,
+    }
+}
+
+pub(crate) fn check_size(
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    limits: &DecodeLimits,
+) -> Result<(), DecodeError> {
+    if width == 0 || height == 0 {
+        return Err(DecodeError::ZeroSize { format, width, height });
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(DecodeError::TooManyPixels { format, width, height, pixels, max_pixels: limits.max_pixels });
+    }
+    Ok(())
+}
+
+fn map_image_error(
+    format: ImageFormat,
+    (width, height): (u32, u32),
+    limits: &DecodeLimits,
+    e: ImageError,
+) -> DecodeError {
+    match e {
+        ImageError::Unsupported(u) => {
+            DecodeError::UnsupportedFeature { format, detail: u.to_string(), source: Some(Box::new(u)) }
+        }
+        ImageError::Limits(_) => DecodeError::TooManyPixels {
+            format,
+            width,
+            height,
+            pixels: u64::from(width) * u64::from(height),
+            max_pixels: limits.max_pixels,
+        },
+        other => DecodeError::Corrupt { format, detail: other.to_string(), source: Some(Box::new(other)) },
+    }
+}
+
+fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.to_image());
+    let mut image_limits = image::Limits::no_limits();
+    // 16-bit RGBA is the widest layout decoded here: 8 bytes a pixel, plus slack for decoder state.
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(image_limits);
+    let decoder = reader.into_decoder().map_err(|e| map_image_error(format, (0, 0), limits, e))?;
+    let dims = decoder.dimensions();
+    check_size(format, dims.0, dims.1, limits)?;
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(format, dims, limits, e))?;
+    to_rgb_like_pil(format, img)
+}
+
+/// `convert("RGB")` of what PIL would have opened.
+fn to_rgb_like_pil(format: ImageFormat, img: DynamicImage) -> Result<RgbImage, DecodeError> {
+    let (width, height) = (img.width(), img.height());
+    let n = width as usize * height as usize;
+    let mut out = Vec::with_capacity(n * 3);
+    match img {
+        DynamicImage::ImageRgb8(b) => out = b.into_raw(),
+        DynamicImage::ImageRgba8(b) => b.chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
+        DynamicImage::ImageLuma8(b) => b.iter().for_each(|&v| out.extend_from_slice(&[v, v, v])),
+        DynamicImage::ImageLumaA8(b) => b.chunks_exact(2).for_each(|p| out.extend_from_slice(&[p[0], p[0], p[0]])),
+        // Pillow: 16-bit gray is mode I;16, and I;16 -> RGB clips at 255.
+        DynamicImage::ImageLuma16(b) => b.iter().for_each(|&v| {
+            let v = v.min(255) as u8;
+            out.extend_from_slice(&[v, v, v])
+        }),
+        // Pillow: LA;16B, RGB;16B, RGBA;16B keep the most significant byte.
+        DynamicImage::ImageLumaA16(b) => b.chunks_exact(2).for_each(|p| {
+            let v = (p[0] >> 8) as u8;
+            out.extend_from_slice(&[v, v, v])
+        }),
+        DynamicImage::ImageRgb16(b) => out.extend(b.iter().map(|&v| (v >> 8) as u8)),
+        DynamicImage::ImageRgba16(b) => b
+            .chunks_exact(4)
+            .for_each(|p| out.extend_from_slice(&[(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])),
+        other => {
+            return Err(DecodeError::UnsupportedFeature {
+                format,
+                detail: format!("pixel layout {:?}", other.color()),
+                source: None,
+            })
+        }
+    }
+    Ok(RgbImage { width, height, pixels: out })
+}

@@ -1,0 +1,131 @@
+//! The running device: select a plugin, load it into this process and open
+//! its backend, once.
+//!
+//! Selection checks each candidate before it is loaded here (in a child
+//! process when the switchyard executable is known, so a crashing plugin or a
+//! second libtorch build never enters this process); the selected file is
+//! then loaded in-process and opened. If that fails the error says why; the
+//! process never loads two plugins.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use switchyard_core::abi::{kv_to_vec, BackendBox};
+use switchyard_core::select::{SelectError, Selection};
+use switchyard_core::DeviceSpec;
+
+use crate::config::DeviceSettings;
+use crate::hardware::{self, HardwareReport};
+use crate::plugins::discover::DiscoverError;
+use crate::plugins::inspect::ChildInspect;
+use crate::plugins::load::Description;
+use crate::plugins::{discover, inspect_in_child, inspect_in_process, LoadError, LoadedPlugin};
+use crate::probe::decide;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error("the selected plugin could not be opened in this process")]
+    Load(#[from] LoadError),
+}
+
+/// Where plugins are and how to check them.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The plugin folder.
+    pub folder: PathBuf,
+    /// Explicit plugin files (overrides the folder).
+    pub explicit: Vec<PathBuf>,
+    /// Check candidates in child processes of this executable (`None`: in this process).
+    pub inspect_exe: Option<PathBuf>,
+}
+
+/// What the runtime reports about itself (`/info`, run metadata).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceReport {
+    pub platform: &'static str,
+    pub machine: &'static str,
+    /// e.g. `cpu`, `cuda:0`.
+    pub device: String,
+    /// Which rule chose it.
+    pub reason: String,
+    /// Candidates passed over, with reasons.
+    pub rejected: Vec<String>,
+    pub plugin_path: PathBuf,
+    pub plugin: Description,
+    pub hardware: HardwareReport,
+    /// ONNX providers the backend uses, in order.
+    pub onnx_providers: Vec<String>,
+    pub backend_extra: Vec<(String, String)>,
+    /// Time to select, load and open, in ms.
+    pub startup_ms: f64,
+}
+
+/// An open backend on the selected device.
+pub struct Runtime {
+    /// The backend; shared by pipelines and worker threads.
+    pub backend: Arc<BackendBox>,
+    pub selection: Selection,
+    pub report: DeviceReport,
+    _plugin: LoadedPlugin,
+}
+
+impl Runtime {
+    /// Selects, loads and opens.
+    pub fn start(settings: &DeviceSettings, options: &RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let start = Instant::now();
+        let hardware = hardware::probe();
+        let found = discover(&options.folder, &options.explicit)?;
+        let index = match settings.device {
+            DeviceSpec::Cuda(i) => i,
+            _ => None,
+        };
+        let selection = decide(settings, &hardware, &found, |file| {
+            let cfg = settings.backend_config(index.or((file.kind == switchyard_core::DeviceKind::Cuda).then_some(0)));
+            let report = match &options.inspect_exe {
+                Some(exe) => inspect_in_child(
+                    &file.path,
+                    &ChildInspect {
+                        exe: exe.clone(),
+                        device_index: cfg.device_index.into_option(),
+                        timeout: Duration::from_secs(60),
+                    },
+                ),
+                None => inspect_in_process(&file.path, &cfg, false),
+            };
+            if report.usable() {
+                Ok(())
+            } else {
+                Err(report.rejection())
+            }
+        })?;
+        for r in &selection.rejected {
+            tracing::info!(kind = %r.kind, reason = %r.reason, "device candidate rejected");
+        }
+        let plugin = LoadedPlugin::load(&selection.plugin)?;
+        let description = plugin.describe()?;
+        let backend = plugin.open(&settings.backend_config(selection.index))?;
+        let info = backend.info();
+        let report = DeviceReport {
+            platform: std::env::consts::OS,
+            machine: std::env::consts::ARCH,
+            device: info.device.to_string(),
+            reason: selection.reason.clone(),
+            rejected: selection.rejected.iter().map(|r| r.reason.clone()).collect(),
+            plugin_path: selection.plugin.clone(),
+            plugin: description,
+            hardware,
+            onnx_providers: info.onnx_providers.iter().map(|p| p.to_string()).collect(),
+            backend_extra: kv_to_vec(&info.extra),
+            startup_ms: start.elapsed().as_secs_f64() * 1e3,
+        };
+        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), reason = %report.reason, startup_ms = report.startup_ms, "device selected");
+        Ok(Runtime { backend: Arc::new(backend), selection, report, _plugin: plugin })
+    }
+}
