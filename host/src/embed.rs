@@ -138,26 +138,20 @@ pub fn run(pipeline: &ClipPipeline, job: &EmbedJob, out: &mut dyn Write) -> anyh
         }
         drop(tx);
         let mut pending: BTreeMap<usize, (Result<Vec<f32>, String>, Duration)> = BTreeMap::new();
-        let mut batch: Vec<(usize, Vec<f32>)> = Vec::with_capacity(batch_size);
+        // Failed images wait in the batch too, so lines come out in input order.
+        let mut batch: Vec<(usize, Result<Vec<f32>, String>)> = Vec::with_capacity(batch_size);
+        let mut ready = 0;
         let mut expected = 0;
         for (i, result, took) in rx.iter() {
             pending.insert(i, (result, took));
             while let Some((result, took)) = pending.remove(&expected) {
                 summary.io_s += took.as_secs_f64();
-                match result {
-                    Ok(pixels) => batch.push((expected, pixels)),
-                    Err(error) => {
-                        summary.errors += 1;
-                        let path = Some(job.images[expected].as_path());
-                        write_record(
-                            out,
-                            Record { kind: "image", path, text: None, embedding: None, error: Some(error) },
-                        )?;
-                    }
-                }
+                ready += usize::from(result.is_ok());
+                batch.push((expected, result));
                 expected += 1;
-                if batch.len() == batch_size {
+                if ready == batch_size {
                     flush(pipeline, job, &mut batch, out, &mut summary)?;
+                    ready = 0;
                 }
             }
         }
@@ -176,23 +170,28 @@ pub fn run(pipeline: &ClipPipeline, job: &EmbedJob, out: &mut dyn Write) -> anyh
 fn flush(
     pipeline: &ClipPipeline,
     job: &EmbedJob,
-    batch: &mut Vec<(usize, Vec<f32>)>,
+    batch: &mut Vec<(usize, Result<Vec<f32>, String>)>,
     out: &mut dyn Write,
     summary: &mut EmbedSummary,
 ) -> anyhow::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
+    let refs: Vec<&[f32]> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().map(Vec::as_slice)).collect();
     let t = Instant::now();
-    let refs: Vec<&[f32]> = batch.iter().map(|(_, p)| p.as_slice()).collect();
-    let embeddings = pipeline.embed_prepared(&refs)?;
+    let mut embeddings = pipeline.embed_prepared(&refs)?.into_iter();
     summary.image_compute_s += t.elapsed().as_secs_f64();
-    for ((i, _), e) in batch.iter().zip(&embeddings) {
-        let path = Some(job.images[*i].as_path());
-        write_record(out, Record { kind: "image", path, text: None, embedding: Some(e), error: None })?;
+    summary.images += refs.len();
+    for (i, result) in batch.drain(..) {
+        let path = Some(job.images[i].as_path());
+        match result {
+            Ok(_) => {
+                let e = embeddings.next().expect("one embedding per prepared image");
+                write_record(out, Record { kind: "image", path, text: None, embedding: Some(&e), error: None })?;
+            }
+            Err(error) => {
+                summary.errors += 1;
+                write_record(out, Record { kind: "image", path, text: None, embedding: None, error: Some(error) })?;
+            }
+        }
     }
-    summary.images += batch.len();
-    batch.clear();
     Ok(())
 }
 

@@ -1,0 +1,123 @@
+//! End-to-end tests of `switchyard embed`: real plugin, real export, real
+//! photos; bad inputs become error lines and the run goes on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use switchyard_core::DeviceKind;
+use switchyard_tests::{plugin, plugin_folder, root, switchyard_bin, temp_dir};
+
+fn photo(name: &str) -> PathBuf {
+    let site = root().join(".venv/lib/python3.11/site-packages");
+    let path = site.join(name);
+    assert!(path.exists(), "`{}` is missing; run ci/setup.sh", path.display());
+    path
+}
+
+fn embed(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let plugins = plugin_folder("embed-plugins", &[("libbackend_cpu.so", plugin(DeviceKind::Cpu))]);
+    let mut cmd = Command::new(switchyard_bin());
+    cmd.arg("embed").args(args).arg("--plugin-dir").arg(&plugins).arg("--model-dir").arg(root().join("models"));
+    for var in ["DEVICE", "FORCE_CPU", "CLIP_ENGINE", "CLIP_MODEL_NAME", "CLIP_PRETRAINED"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("switchyard runs")
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn embeds_images_and_texts_and_reports_bad_files_without_stopping() {
+    let dir = temp_dir("cli-embed");
+    let corrupt = dir.join("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 this is not really a jpeg").unwrap();
+    let texts = dir.join("texts.txt");
+    std::fs::write(&texts, "a photo of a cat\nmountains at dawn\n").unwrap();
+    let out = dir.join("out.jsonl");
+    let astronaut = photo("skimage/data/astronaut.png");
+    let group = photo("insightface/data/images/t1.jpg");
+    let o = embed(
+        &[
+            astronaut.to_str().unwrap(),
+            corrupt.to_str().unwrap(),
+            group.to_str().unwrap(),
+            "--text",
+            "a dog",
+            "--texts-file",
+            texts.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "exit 3 when some inputs failed: {stderr}");
+    assert!(stderr.contains("embedded 2 images (1 errors) and 3 texts on cpu"), "{stderr}");
+    assert!(stderr.contains("images/s") && stderr.contains("RANDOM"), "{stderr}");
+    let records = lines(&out);
+    assert_eq!(records.len(), 6);
+    let texts: Vec<&Value> = records.iter().filter(|r| r["type"] == "text").collect();
+    assert_eq!(
+        texts.iter().map(|r| r["text"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["a dog", "a photo of a cat", "mountains at dawn"]
+    );
+    let images: Vec<&Value> = records.iter().filter(|r| r["type"] == "image").collect();
+    assert!(images[0]["path"].as_str().unwrap().ends_with("astronaut.png"), "input order is kept");
+    assert!(images[1]["error"].as_str().unwrap().contains("could not be decoded"), "{}", images[1]);
+    assert!(images[2]["path"].as_str().unwrap().ends_with("t1.jpg"));
+    for r in texts.iter().chain([&images[0], &images[2]]) {
+        let e: Vec<f32> = r["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        assert_eq!(e.len(), 512);
+        let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+}
+
+#[test]
+fn both_engines_give_the_same_embeddings() {
+    let dir = temp_dir("cli-engines");
+    let astronaut = photo("skimage/data/astronaut.png");
+    let mut vectors = Vec::new();
+    for engine in ["torchscript", "onnx"] {
+        let out = dir.join(format!("{engine}.jsonl"));
+        let o = embed(
+            &[astronaut.to_str().unwrap(), "--text", "a rocket", "--out", out.to_str().unwrap()],
+            &[("CLIP_ENGINE", engine)],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let records = lines(&out);
+        vectors.push(
+            records
+                .iter()
+                .map(|r| {
+                    r["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect::<Vec<f32>>()
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    for (a, b) in vectors[0].iter().zip(&vectors[1]) {
+        let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.99999, "cosine {cos}");
+    }
+}
+
+#[test]
+fn bad_settings_and_missing_models_are_clear_errors() {
+    let o = embed(&["--text", "x"], &[("CLIP_ENGINE", "tensorrt")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`CLIP_ENGINE=tensorrt` is not an engine"));
+    let o = embed(&["--text", "x"], &[("CLIP_MODEL_NAME", "ViT-H-14")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ViT-H-14") && err.contains("tools/export_clip.py --model ViT-H-14"), "{err}");
+    let o = embed(&["--text", "x"], &[("CLIP_PRETRAINED", "laion2b_s34b_b79k")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CLIP_PRETRAINED=laion2b_s34b_b79k"));
+    let o = embed(&[], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to embed"));
+}
