@@ -325,6 +325,8 @@ pub struct ModelInfo {
     pub device: RString,
     pub inputs: RVec<TensorSpec>,
     pub outputs: RVec<TensorSpec>,
+    /// Further facts (e.g. execution providers passed over, with the reason).
+    pub extra: KeyValues,
 }
 
 /// What an open backend says about itself.

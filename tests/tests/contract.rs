@@ -125,6 +125,22 @@ contract! {
         }
     }
 
+    /// The execution provider an ONNX model runs on is reported, and an unavailable one is skipped with its reason.
+    fn onnx_provider_is_reported(kind) {
+        let p = load(kind);
+        let cfg = BackendConfig { onnx_providers: vec!["CUDAExecutionProvider".into()].into(), ..Default::default() };
+        let Ok(backend) = p.open(&cfg) else { return };
+        let info = backend.load_model(&spec("tiny_cnn.onnx", "tiny_cnn.onnx", "onnx")).into_result().unwrap();
+        let notes = switchyard_core::abi::kv_to_vec(&info.extra);
+        if info.device.as_str() == "CPUExecutionProvider" {
+            let (k, why) = notes.iter().find(|(k, _)| k == "skipped CUDAExecutionProvider").expect("the skip is explained");
+            assert!(why.contains("onnxruntime-gpu") || why.contains("failed"), "{k}: {why}");
+        } else {
+            assert_eq!(info.device.as_str(), "CUDAExecutionProvider");
+        }
+        assert_eq!(backend.info().onnx_providers.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["CUDAExecutionProvider", "CPUExecutionProvider"]);
+    }
+
     /// Bad inputs are errors of the right kind, never panics or aborts.
     fn bad_inputs_are_errors(kind) {
         let Some(backend) = open_if_available(kind) else { return };

@@ -2,6 +2,7 @@
 //! ONNX Runtime's CPU execution provider.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
@@ -29,13 +30,12 @@ impl Flavor for Cpu {
                 extra: kv([("threads", threads.to_string())]),
             }]
             .into(),
-            extra: kv([("onnx_providers", "CPUExecutionProvider")]),
+            extra: kv([("onnx_providers_default", "CPUExecutionProvider")]),
         })
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {
-        let providers = vec!["CPUExecutionProvider".to_string()];
-        let cfg = engine_config(config, tch::Device::Cpu, "cpu".into(), "float32", providers)?;
+        let cfg = engine_config(config, tch::Device::Cpu, "cpu".into(), "float32", &[ExecutionProvider::Cpu])?;
         Ok(EngineBackend::new(cfg))
     }
 }

@@ -3,6 +3,7 @@
 //! as unavailable with the reason, and refuses `open` with `Unavailable`.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
@@ -50,7 +51,7 @@ impl Flavor for Cuda {
             devices: devices.into(),
             extra: kv([
                 ("cudnn_available", tch::Cuda::cudnn_is_available().to_string()),
-                ("onnx_providers", "CPUExecutionProvider".to_string()),
+                ("onnx_providers_default", "CUDAExecutionProvider,CPUExecutionProvider".to_string()),
             ]),
         })
     }
@@ -61,10 +62,7 @@ impl Flavor for Cuda {
             return Err(BackendError::unavailable(reason));
         }
         let device = tch::Device::Cuda(index as usize);
-        // ORT's CUDA execution provider arrives with the onnxruntime-gpu wheel (issue 7);
-        // until then ONNX models run on ORT's CPU provider and say so in ModelInfo.
-        let providers = vec!["CPUExecutionProvider".to_string()];
-        let cfg = engine_config(config, device, format!("cuda:{index}"), "float16", providers)?;
+        let cfg = engine_config(config, device, format!("cuda:{index}"), "float16", &[ExecutionProvider::Cuda])?;
         Ok(EngineBackend::new(cfg))
     }
 }

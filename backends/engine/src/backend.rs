@@ -31,10 +31,8 @@ pub struct EngineConfig {
     pub label: String,
     /// Default dtype for TorchScript float weights (`None`: float32).
     pub torch_dtype: Option<DType>,
-    /// ORT settings.
+    /// ORT settings, including the execution providers to try.
     pub onnx: OnnxOptions,
-    /// ORT execution providers in use, in order.
-    pub providers: Vec<String>,
 }
 
 /// A backend on one device.
@@ -63,20 +61,21 @@ impl EngineBackend {
                     None => self.config.torch_dtype,
                 };
                 let model = TorchModel::load(&spec.name, path, self.config.device, dtype)?;
-                (Model::Torch(model), ("torchscript", self.config.label.clone(), RVec::new(), RVec::new()))
+                (Model::Torch(model), ("torchscript", self.config.label.clone(), RVec::new(), RVec::new(), RVec::new()))
             }
             "onnx" => {
                 let model = OnnxModel::load(&spec.name, path, &self.config.onnx)?;
-                let device = self.config.providers.first().cloned().unwrap_or_else(|| "CPUExecutionProvider".into());
+                let device = model.registered.provider.ort_name().to_string();
+                let notes = kv(model.registered.skipped.iter().map(|(p, why)| (format!("skipped {p}"), why.clone())));
                 let (i, o) = (RVec::from(model.inputs.clone()), RVec::from(model.outputs.clone()));
-                (Model::Onnx(model), ("onnx", device, i, o))
+                (Model::Onnx(model), ("onnx", device, i, o, notes))
             }
             other => return Err(EngineError::UnknownFormat { format: other.to_string() }),
         };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.models.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(model));
-        let (engine, device, inputs, outputs) = info;
-        Ok(ModelInfo { handle, engine: engine.into(), device: device.into(), inputs, outputs })
+        let (engine, device, inputs, outputs, extra) = info;
+        Ok(ModelInfo { handle, engine: engine.into(), device: device.into(), inputs, outputs, extra })
     }
 
     fn model(&self, handle: u64) -> Result<Arc<Model>, EngineError> {
@@ -89,7 +88,7 @@ impl Backend for EngineBackend {
     fn info(&self) -> BackendInfo {
         BackendInfo {
             device: RString::from(self.config.label.as_str()),
-            onnx_providers: self.config.providers.iter().map(|p| RString::from(p.as_str())).collect(),
+            onnx_providers: self.config.onnx.providers.iter().map(|p| RString::from(p.ort_name())).collect(),
             extra: kv([
                 ("torch_dtype", format!("{:?}", self.config.torch_dtype.unwrap_or(DType::F32))),
                 ("threads", self.config.onnx.threads.to_string()),

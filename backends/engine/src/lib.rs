@@ -11,6 +11,7 @@ pub mod common;
 pub mod error;
 pub mod onnx;
 pub mod plugin;
+pub mod providers;
 pub mod tensor;
 pub mod torch;
 

@@ -12,6 +12,9 @@ use std::sync::Mutex;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use switchyard_core::abi::{DType, Tensor, TensorSpec, TensorView};
+use switchyard_core::settings::ExecutionProvider;
+
+use crate::providers::{register, Registered};
 
 use crate::tensor::{from_f32, from_i64, validate};
 use crate::EngineError;
@@ -65,6 +68,8 @@ pub struct OnnxModel {
     /// Input and output signatures, for `ModelInfo`.
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    /// The execution provider the session got, and those passed over.
+    pub registered: Registered,
 }
 
 /// How to build sessions.
@@ -74,6 +79,10 @@ pub struct OnnxOptions {
     pub threads: usize,
     /// The ORT library setting passed by the host.
     pub ort_dylib: Option<String>,
+    /// Execution providers to try, in order (see [`crate::providers::plan`]).
+    pub providers: Vec<ExecutionProvider>,
+    /// The GPU for the CUDA provider.
+    pub cuda_device: i32,
 }
 
 impl OnnxModel {
@@ -85,6 +94,7 @@ impl OnnxModel {
         if options.threads > 0 {
             builder = builder.with_intra_threads(options.threads).map_err(|e| ort_err(e.into()))?;
         }
+        let (mut builder, registered) = register(builder, &options.providers, options.cuda_device);
         let session = builder.commit_from_file(path).map_err(ort_err)?;
         let spec = |o: &ort::value::Outlet| TensorSpec {
             name: o.name().into(),
@@ -94,7 +104,7 @@ impl OnnxModel {
         let inputs: Vec<_> = session.inputs().iter().map(spec).collect();
         let outputs: Vec<_> = session.outputs().iter().map(spec).collect();
         let input_names = session.inputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(OnnxModel { name: name.to_string(), session: Mutex::new(session), input_names, inputs, outputs })
+        Ok(OnnxModel { name: name.to_string(), session: Mutex::new(session), input_names, inputs, outputs, registered })
     }
 
     /// Runs the model; inputs in the model's input order, outputs in its output order.

@@ -3,6 +3,7 @@
 //! macOS on Apple silicon it probes as unavailable and refuses `open`.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
@@ -44,7 +45,7 @@ impl Flavor for Mps {
             devices: devices.into(),
             extra: kv([
                 ("mps_built", tch::utils::has_mps().to_string()),
-                ("onnx_providers", "CPUExecutionProvider".into()),
+                ("onnx_providers_default", "CoreMLExecutionProvider,CPUExecutionProvider".into()),
             ]),
         })
     }
@@ -53,8 +54,7 @@ impl Flavor for Mps {
         if let Some(reason) = why_unavailable() {
             return Err(BackendError::unavailable(reason));
         }
-        let providers = vec!["CPUExecutionProvider".to_string()];
-        let cfg = engine_config(config, tch::Device::Mps, "mps".into(), "float32", providers)?;
+        let cfg = engine_config(config, tch::Device::Mps, "mps".into(), "float32", &[ExecutionProvider::CoreMl])?;
         Ok(EngineBackend::new(cfg))
     }
 }
