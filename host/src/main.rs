@@ -69,6 +69,18 @@ struct EmbedArgs {
     /// Threads reading, decoding and preprocessing images while the device runs.
     #[arg(long, env = "SWITCHYARD_IO_WORKERS", default_value_t = 2)]
     io_workers: usize,
+    /// Continue the --out file of an interrupted run: skip what it already holds.
+    #[arg(long, env = "SWITCHYARD_RESUME")]
+    resume: bool,
+    /// Embed only this machine's share of the files: I/N (e.g. $JOB_COMPLETION_INDEX/4).
+    #[arg(long, env = "SWITCHYARD_SHARD")]
+    shard: Option<String>,
+    /// The run metadata file (default: the --out file with extension .meta.json).
+    #[arg(long, env = "SWITCHYARD_METADATA")]
+    metadata: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, env = "SWITCHYARD_QUIET")]
+    quiet: bool,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = switchyard::image::decode::DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
@@ -133,22 +145,48 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use switchyard::clip::pipeline::ClipPipeline;
-    use switchyard::embed::{expand_paths, run, EmbedJob};
+    use switchyard::embed::metadata::{now_unix, ClipFacts, InputFacts, RunMetadata};
+    use switchyard::embed::{expand_paths, output, run, EmbedJob, Shard};
     use switchyard::runtime::{Runtime, RuntimeOptions};
 
+    let started = now_unix();
     let settings = args.device.resolve()?;
     let engine = args.models.engine()?;
+    let shard: Option<Shard> = args.shard.as_deref().filter(|s| !s.is_empty()).map(str::parse).transpose()?;
+    if args.resume && args.out.is_none() {
+        anyhow::bail!("--resume needs --out FILE: it continues the output file of an interrupted run");
+    }
     let mut texts = args.texts.clone();
     if let Some(file) = &args.texts_file {
         let content =
             std::fs::read_to_string(file).with_context(|| format!("cannot read --texts-file `{}`", file.display()))?;
         texts.extend(content.lines().map(str::to_string));
     }
-    let images = expand_paths(&args.paths).context("cannot list the image paths")?;
-    if images.is_empty() && texts.is_empty() {
+    let listed = expand_paths(&args.paths).context("cannot list the image paths")?;
+    let images_listed = listed.len();
+    let in_shard: Vec<_> = listed.into_iter().filter(|p| shard.is_none_or(|s| s.contains(p))).collect();
+    if in_shard.is_empty() && texts.is_empty() {
         anyhow::bail!("nothing to embed: give image files or folders, --text TEXT or --texts-file FILE");
     }
+    let (mut out, done): (Box<dyn Write>, output::Done) = match &args.out {
+        Some(path) => {
+            let (w, done) =
+                output::open(path, args.resume).with_context(|| format!("cannot open --out `{}`", path.display()))?;
+            (Box::new(w), done)
+        }
+        None => (Box::new(std::io::BufWriter::new(std::io::stdout().lock())), output::Done::default()),
+    };
+    if done.truncated_bytes > 0 {
+        eprintln!("resume: cut a partial last line ({} bytes) from the output", done.truncated_bytes);
+    }
+    let images_in_shard = in_shard.len();
+    let images: Vec<_> = in_shard.into_iter().filter(|p| !done.images.contains(p)).collect();
+    let texts_total = texts.len();
+    texts.retain(|t| !done.texts.contains(t));
+
     let options = RuntimeOptions {
         folder: args.plugins.folder(),
         explicit: args.plugins.plugins.clone(),
@@ -164,24 +202,40 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         Some(args.models.clip_pretrained.as_str()),
         limits,
     )?;
-    let job = EmbedJob { images, texts, batch_size: args.batch_size, io_workers: args.io_workers };
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create --out `{}`", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("second interrupt: exiting now; --resume continues the output");
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: finishing the current batch, then stopping (again to exit now)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let inputs = InputFacts {
+        images_listed,
+        images_in_shard,
+        images_already_done: images_in_shard - images.len(),
+        texts: texts_total,
+        texts_already_done: texts_total - texts.len(),
+        shard,
+        resumed: args.resume,
     };
-    let summary = run(&pipeline, &job, &mut out)?;
+    let job = EmbedJob { images, texts, batch_size: args.batch_size, io_workers: args.io_workers, quiet: args.quiet };
+    let summary = run(&pipeline, &job, &mut out, &stop)?;
     out.flush()?;
     let device = &runtime.report;
     eprintln!(
-        "embedded {} images ({} errors) and {} texts on {} ({}, {:?}, {}) in {:.2} s: {:.2} images/s, {:.1} texts/s; io {:.2} s (summed over {} workers), image compute {:.2} s",
+        "embedded {} images ({} errors) and {} texts on {} ({}, {:?} on {}, {}) in {:.2} s: {:.2} images/s, {:.1} texts/s; io {:.2} s (summed over {} workers), image compute {:.2} s{}",
         summary.images,
         summary.errors,
         summary.texts,
         device.device,
         device.plugin.name,
         pipeline.model.engine,
+        pipeline.model.device(),
         pipeline.model.config.model,
         summary.wall_s,
         summary.images_per_s,
@@ -189,6 +243,7 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         summary.io_s,
         job.io_workers,
         summary.image_compute_s,
+        if summary.interrupted { "; INTERRUPTED: run again with --resume to continue" } else { "" },
     );
     if pipeline.model.config.random_weights {
         eprintln!(
@@ -196,5 +251,37 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             pipeline.model.dir.display()
         );
     }
-    Ok(if summary.errors > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    let metadata_path = args.metadata.clone().or_else(|| args.out.as_ref().map(|o| o.with_extension("meta.json")));
+    if let Some(path) = metadata_path {
+        let config = &pipeline.model.config;
+        let meta = RunMetadata {
+            switchyard_version: env!("CARGO_PKG_VERSION"),
+            started_unix_s: started,
+            finished_unix_s: now_unix(),
+            command: std::env::args().collect(),
+            output: args.out.clone().unwrap_or_else(|| "-".into()),
+            device,
+            gpu_name: None,
+            gpu_memory_bytes: None,
+            mps_available: false,
+            clip: ClipFacts {
+                model: config.model.clone(),
+                pretrained: config.pretrained.clone(),
+                random_weights: config.random_weights,
+                engine: format!("{:?}", pipeline.model.engine).to_lowercase(),
+                runs_on: pipeline.model.device().to_string(),
+            },
+            inputs,
+            summary: &summary,
+        }
+        .with_hardware();
+        meta.write(&path).with_context(|| format!("cannot write the metadata file `{}`", path.display()))?;
+    }
+    Ok(if summary.interrupted {
+        ExitCode::from(130)
+    } else if summary.errors > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -74,8 +74,14 @@ impl ClipPipeline {
 
     /// Decodes and preprocesses one image: `[3, S, S]` floats. Thread-safe.
     pub fn prepare_image(&self, bytes: &[u8]) -> Result<Vec<f32>, PipelineError> {
+        Ok(self.prepare_image_sized(bytes)?.0)
+    }
+
+    /// [`ClipPipeline::prepare_image`], also returning the decoded (width, height).
+    pub fn prepare_image_sized(&self, bytes: &[u8]) -> Result<(Vec<f32>, (u32, u32)), PipelineError> {
         let rgb = decode_rgb(bytes, &self.limits)?;
-        Ok(preprocess(&rgb, &self.preprocess))
+        let size = (rgb.width(), rgb.height());
+        Ok((preprocess(&rgb, &self.preprocess), size))
     }
 
     /// Embeds prepared images as one batch.

@@ -32,13 +32,10 @@ pub enum LoadError {
     /// last line (abi_stable's own message spans several lines).
     #[error("`{}` is not a switchyard plugin: it exports no root module ({detail}); build plugins with switchyard_engine::export_plugin!", path.display())]
     NotAPlugin { path: PathBuf, detail: String },
-    /// abi_stable rejected the module (layout or version mismatch).
-    #[error("`{}` was built against an incompatible switchyard-core: {source}; rebuild the plugin against this host's version", path.display())]
-    Incompatible {
-        path: PathBuf,
-        #[source]
-        source: LibraryError,
-    },
+    /// abi_stable rejected the module (layout or version mismatch). `detail`
+    /// is the gist of abi_stable's report, which runs to hundreds of lines.
+    #[error("`{}` was built against an incompatible switchyard-core ({detail}); rebuild the plugin against this host's version (ci/build.sh)", path.display())]
+    Incompatible { path: PathBuf, detail: String },
     /// The explicit ABI version does not match.
     #[error("`{}` speaks plugin ABI {plugin}, this host speaks {host}: the major versions must match and the plugin's minor must be at least the host's; rebuild the plugin (or the host) from the same switchyard release", path.display())]
     AbiVersion { path: PathBuf, plugin: AbiVersion, host: AbiVersion },
@@ -53,6 +50,28 @@ pub enum LoadError {
     /// The plugin describes itself as another device than its file name says.
     #[error("`{}` is named for {named} but describes itself as `{described}`; rename the file libbackend_{described}.so", path.display())]
     KindMismatch { path: PathBuf, named: DeviceKind, described: String },
+}
+
+/// The `Error:` lines of an abi_stable report with their expected/found values, on one line.
+fn gist(source: &LibraryError) -> String {
+    let text = source.to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut parts = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(what) = line.strip_prefix("Error:") {
+            let mut part = what.trim().to_string();
+            if lines.get(i + 1) == Some(&"Expected:") && lines.get(i + 3) == Some(&"Found:") {
+                part = format!("{part}: expected {}, found {}", lines[i + 2], lines[i + 4]);
+            }
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
+    }
+    if parts.is_empty() {
+        return lines.first().copied().unwrap_or("no detail").chars().take(200).collect();
+    }
+    parts.join("; ")
 }
 
 fn not_a_plugin(path: &Path, source: &LibraryError) -> LoadError {
@@ -90,7 +109,7 @@ impl LoadedPlugin {
         })?;
         let root = header.init_root_module::<BackendRootRef>().map_err(|source| match source {
             LibraryError::GetSymbolError { .. } => not_a_plugin(&path_buf, &source),
-            _ => LoadError::Incompatible { path: path_buf.clone(), source },
+            other => LoadError::Incompatible { path: path_buf.clone(), detail: gist(&other) },
         })?;
         let abi = (root.abi_version())();
         if !ABI_VERSION.accepts(abi) {
