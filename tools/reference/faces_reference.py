@@ -14,7 +14,7 @@ orientation, PIL does not) and may differ in libjpeg-turbo versions.
 
 Usage:
   faces_reference.py images OUT_DIR             write the test images, print their paths
-  faces_reference.py run --model-dir D --out F IMAGES...   write F (JSON)
+  faces_reference.py run --model-dir D --out F --crops-dir C IMAGES...   write F (JSON) and C/<i>.bgr
   faces_reference.py bench --model-dir D --threads N IMAGES...  time insightface
 """
 
@@ -27,7 +27,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
-import base64  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -125,17 +124,20 @@ def run(args) -> None:
     for path in args.images:
         bgr, agrees = load_bgr(path)
         boxes, kpss, crops, embs = analyse(det, rec, bgr, args.max_num)
+        crops_file = os.path.join(args.crops_dir, f"{len(out)}.bgr")
+        with open(crops_file, "wb") as f:
+            for crop in crops:  # 112x112x3 BGR, as insightface holds it
+                f.write(np.ascontiguousarray(crop).tobytes())
         out.append(
             {
                 "path": path,
                 "cv2_agrees": agrees,
+                "crops_file": crops_file,
                 "faces": [
                     {
                         "bbox": [float(v) for v in boxes[i, :4]],
                         "score": float(boxes[i, 4]),
                         "landmarks": [[float(x), float(y)] for x, y in kpss[i]],
-                        # BGR, as insightface holds it.
-                        "crop_bgr": base64.b64encode(np.ascontiguousarray(crops[i]).tobytes()).decode(),
                         "embedding": [float(v) for v in embs[i]],
                     }
                     for i in range(len(boxes))
@@ -171,6 +173,7 @@ def main() -> None:
     p = sub.add_parser("run")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--crops-dir", required=True, help="aligned crops go here, one raw BGR file per image")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--max-num", type=int, default=0)
     p.add_argument("images", nargs="+")

@@ -26,13 +26,8 @@ use crate::image::RgbImage;
 pub const CROP_SIZE: usize = 112;
 
 /// The ArcFace template: eyes, nose tip, mouth corners in a 112x112 crop.
-pub const ARCFACE_TEMPLATE: [[f32; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const ARCFACE_TEMPLATE: [[f32; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// `face_align.estimate_norm(landmarks, 112)`: the 2x3 matrix (row-major)
 /// taking image coordinates to crop coordinates. `None` when the landmarks

@@ -204,7 +204,12 @@ impl FacePipeline {
             values.push(floats(out, n * width, "detector", i)?);
         }
         let per_stride: Vec<StrideOutput<'_>> = (0..3)
-            .map(|i| StrideOutput { stride: STRIDES[i], scores: &values[i], boxes: &values[i + 3], kps: &values[i + 6] })
+            .map(|i| StrideOutput {
+                stride: STRIDES[i],
+                scores: &values[i],
+                boxes: &values[i + 3],
+                kps: &values[i + 6],
+            })
             .collect();
         let candidates = scrfd::decode(&per_stride, w, self.options.det_threshold, letterbox.det_scale);
         let kept = scrfd::nms(&candidates, self.options.nms_threshold);
@@ -221,10 +226,15 @@ impl FacePipeline {
         let mut out = Vec::with_capacity(crops.len());
         let mut blob = Vec::new();
         for chunk in crops.chunks(self.options.rec_batch) {
-            if let Some(bad) = chunk.iter().find(|c| c.width() as usize != CROP_SIZE || c.height() as usize != CROP_SIZE)
+            if let Some(bad) =
+                chunk.iter().find(|c| c.width() as usize != CROP_SIZE || c.height() as usize != CROP_SIZE)
             {
                 let value = format!("{}x{}", bad.width(), bad.height());
-                return Err(FaceError::BadOption { name: "crop size", value, hint: "crops must be 112x112 (norm_crop)" });
+                return Err(FaceError::BadOption {
+                    name: "crop size",
+                    value,
+                    hint: "crops must be 112x112 (norm_crop)",
+                });
             }
             arcface::blob(chunk, self.options.rec_mean, self.options.rec_std, &mut blob);
             let shape = [chunk.len() as i64, 3, CROP_SIZE as i64, CROP_SIZE as i64];
@@ -234,10 +244,9 @@ impl FacePipeline {
                 data: RSlice::from_slice(bytemuck::cast_slice(&blob)),
             };
             let outputs = self.run(&self.rec, view, "recognizer")?;
-            let first = outputs.first().ok_or_else(|| FaceError::BadModel {
-                model: "recognizer",
-                detail: "no output".into(),
-            })?;
+            let first = outputs
+                .first()
+                .ok_or_else(|| FaceError::BadModel { model: "recognizer", detail: "no output".into() })?;
             let dim = match first.shape.as_slice() {
                 [n, d] if *n == chunk.len() as i64 && *d > 0 => *d as usize,
                 other => {

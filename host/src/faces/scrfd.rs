@@ -92,12 +92,8 @@ pub fn decode(outputs: &[StrideOutput<'_>], input_width: usize, threshold: f32, 
             let cx = ((cell % cols) * out.stride) as f32;
             let cy = ((cell / cols) * out.stride) as f32;
             let d = &out.boxes[i * 4..i * 4 + 4];
-            let bbox = [
-                (cx - d[0] * s) / scale,
-                (cy - d[1] * s) / scale,
-                (cx + d[2] * s) / scale,
-                (cy + d[3] * s) / scale,
-            ];
+            let bbox =
+                [(cx - d[0] * s) / scale, (cy - d[1] * s) / scale, (cx + d[2] * s) / scale, (cy + d[3] * s) / scale];
             let k = &out.kps[i * 10..i * 10 + 10];
             let mut landmarks = [[0f32; 2]; 5];
             for (j, lm) in landmarks.iter_mut().enumerate() {
