@@ -15,3 +15,16 @@ fi
 #   python tools/export_clip.py --model ViT-B-32 --pretrained laion2b_s34b_b79k --out models
 step "tools/export_clip.py -> models/clip/ViT-B-32 (skips when up to date)"
 python tools/export_clip.py --model ViT-B-32 --pretrained none --seed 0 --out models
+
+# Face models: buffalo_l's exact signatures, constructed detector + random
+# recognizer (offline). Real weights where the internet is reachable:
+#   curl -L -o /tmp/buffalo_l.zip https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip
+#   unzip -o /tmp/buffalo_l.zip -d models/faces/buffalo_l && rm models/faces/buffalo_l/meta.json
+if [[ ! -f models/faces/buffalo_l/meta.json || tools/make_face_models.py -nt models/faces/buffalo_l/meta.json ]]; then
+  if [[ -f models/faces/buffalo_l/det_10g.onnx && ! -f models/faces/buffalo_l/meta.json ]]; then
+    step "models/faces/buffalo_l holds real weights; leaving them"
+  else
+    step "tools/make_face_models.py -> models/faces/buffalo_l"
+    python tools/make_face_models.py --out models/faces/buffalo_l --force
+  fi
+fi

@@ -6,10 +6,12 @@
 //! - [`plugins`]: discovering, loading and inspecting plugin files.
 //! - [`probe`] / [`render`]: the `switchyard probe` report.
 //! - [`config`]: flag + environment settings shared by the subcommands.
+//! - [`clip`] / [`faces`]: the CLIP and InsightFace pipelines (pre/post-processing in the host).
 
 pub mod clip;
 pub mod config;
 pub mod embed;
+pub mod faces;
 pub mod hardware;
 pub mod image;
 pub mod plugins;

@@ -1,0 +1,312 @@
+//! [`FacePipeline`]: the buffalo_l pair on the selected backend. Images in,
+//! per image the faces found (box, score, 5 landmarks, L2-normalised
+//! embedding) out.
+//!
+//! Detection runs one image at a time (det_10g's input has batch 1, as in
+//! insightface); the aligned crops of all faces of all images in a call are
+//! then embedded together in batches of [`FaceOptions::rec_batch`], which is
+//! where a GPU earns its keep. Decoding ([`FacePipeline::prepare_image`]) is
+//! pure CPU work and thread-safe, so callers can overlap it with inference.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abi_stable::std_types::RSlice;
+use serde::Serialize;
+use switchyard_core::abi::{kv, BackendBox, BackendError, DType, ModelInfo, ModelSpec, Tensor, TensorView};
+
+use super::align::{norm_crop, CROP_SIZE};
+use super::arcface;
+use super::scrfd::{self, Detection, StrideOutput, ANCHORS, STRIDES};
+use crate::image::decode::{decode_rgb, DecodeError, DecodeLimits};
+use crate::image::RgbImage;
+
+/// The detector file inside the model folder.
+pub const DETECTOR_FILE: &str = "det_10g.onnx";
+/// The recognizer file inside the model folder.
+pub const RECOGNIZER_FILE: &str = "w600k_r50.onnx";
+
+/// One face: where it is and who it looks like.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Face {
+    /// `[x1, y1, x2, y2]` in image pixels.
+    pub bbox: [f32; 4],
+    /// Detection score in `[0, 1]`.
+    pub score: f32,
+    /// Left eye, right eye, nose tip, left and right mouth corners, `[x, y]`.
+    pub landmarks: [[f32; 2]; 5],
+    /// The ArcFace embedding, unit length (512 values for buffalo_l).
+    pub embedding: Vec<f32>,
+}
+
+/// Settings, with insightface's `FaceAnalysis.prepare(det_size=(640, 640))` defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceOptions {
+    /// Detector input `(width, height)`; multiples of 32.
+    pub det_size: (usize, usize),
+    /// Minimum detection score (insightface `det_thresh`).
+    pub det_threshold: f32,
+    /// NMS IoU above which the lower-scored box is dropped.
+    pub nms_threshold: f32,
+    /// Keep at most this many faces per image (0: all), ranked as insightface ranks them.
+    pub max_num: usize,
+    /// Faces per recognition batch.
+    pub rec_batch: usize,
+    /// Recognition input mean and std (buffalo_l's w600k_r50: 127.5 and 127.5).
+    pub rec_mean: f32,
+    pub rec_std: f32,
+    /// Limits for [`FacePipeline::prepare_image`].
+    pub limits: DecodeLimits,
+}
+
+impl Default for FaceOptions {
+    fn default() -> Self {
+        FaceOptions {
+            det_size: (640, 640),
+            det_threshold: 0.5,
+            nms_threshold: 0.4,
+            max_num: 0,
+            rec_batch: 32,
+            rec_mean: 127.5,
+            rec_std: 127.5,
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// What can go wrong loading the face models or running them.
+#[derive(Debug, thiserror::Error)]
+pub enum FaceError {
+    #[error("`{}` is missing; make offline stand-ins with `python tools/make_face_models.py --out {}` (ci/setup.sh does), or unzip InsightFace's buffalo_l.zip there", path.display(), dir.display())]
+    MissingModel { path: PathBuf, dir: PathBuf },
+    #[error("face option `{name}` = {value} is invalid; {hint}")]
+    BadOption { name: &'static str, value: String, hint: &'static str },
+    #[error("the backend failed while {during} the {model} model")]
+    Backend {
+        during: &'static str,
+        model: &'static str,
+        #[source]
+        source: BackendError,
+    },
+    #[error("the {model} model does not have buffalo_l's signature: {detail}; use det_10g.onnx / w600k_r50.onnx from buffalo_l or tools/make_face_models.py")]
+    BadModel { model: &'static str, detail: String },
+    #[error("the image could not be decoded")]
+    Decode(#[from] DecodeError),
+}
+
+/// Where each model runs, for probe output and results' metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceModelInfo {
+    pub dir: PathBuf,
+    /// e.g. `CPUExecutionProvider`, as the backend reports it.
+    pub detector_device: String,
+    pub recognizer_device: String,
+    /// The offline stand-ins (tools/make_face_models.py wrote meta.json).
+    pub random_weights: bool,
+}
+
+/// The loaded detector and recognizer.
+pub struct FacePipeline {
+    backend: Arc<BackendBox>,
+    det: ModelInfo,
+    rec: ModelInfo,
+    options: FaceOptions,
+    info: FaceModelInfo,
+}
+
+impl FacePipeline {
+    /// Loads `dir/det_10g.onnx` and `dir/w600k_r50.onnx` on `backend`, checks
+    /// their signatures and warms them up.
+    pub fn load(backend: Arc<BackendBox>, dir: &Path, options: FaceOptions) -> Result<Self, FaceError> {
+        let (w, h) = options.det_size;
+        if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
+            let hint = "use multiples of 32 such as 640x640";
+            return Err(FaceError::BadOption { name: "det_size", value: format!("{w}x{h}"), hint });
+        }
+        if options.rec_batch == 0 {
+            return Err(FaceError::BadOption { name: "rec_batch", value: "0".into(), hint: "use at least 1" });
+        }
+        let load = |file: &str, model: &'static str| -> Result<ModelInfo, FaceError> {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return Err(FaceError::MissingModel { path, dir: dir.to_path_buf() });
+            }
+            let spec = ModelSpec {
+                name: format!("faces/{model}").into(),
+                path: path.display().to_string().into(),
+                format: "onnx".into(),
+                options: kv::<&str, &str>([]),
+            };
+            backend.load_model(&spec).into_result().map_err(|source| FaceError::Backend {
+                during: "loading",
+                model,
+                source,
+            })
+        };
+        let det = load(DETECTOR_FILE, "detector")?;
+        let rec = load(RECOGNIZER_FILE, "recognizer")?;
+        if det.inputs.len() != 1 || det.outputs.len() != 9 {
+            let detail = format!("{} inputs and {} outputs, expected 1 and 9", det.inputs.len(), det.outputs.len());
+            return Err(FaceError::BadModel { model: "detector", detail });
+        }
+        if rec.inputs.len() != 1 || rec.outputs.len() != 1 {
+            let detail = format!("{} inputs and {} outputs, expected 1 and 1", rec.inputs.len(), rec.outputs.len());
+            return Err(FaceError::BadModel { model: "recognizer", detail });
+        }
+        let random_weights = dir.join("meta.json").is_file();
+        if random_weights {
+            tracing::warn!(dir = %dir.display(), "serving STAND-IN face models (tools/make_face_models.py): detections follow skin colour and embeddings are meaningless; unzip buffalo_l.zip there for real ones");
+        }
+        let info = FaceModelInfo {
+            dir: dir.to_path_buf(),
+            detector_device: det.device.to_string(),
+            recognizer_device: rec.device.to_string(),
+            random_weights,
+        };
+        let pipeline = FacePipeline { backend, det, rec, options, info };
+        let blank = RgbImage::from_raw(32, 32, vec![0; 32 * 32 * 3]).expect("32x32");
+        pipeline.detect(&blank)?;
+        pipeline.embed_crops(&[&norm_crop(&blank, &super::align::ARCFACE_TEMPLATE)])?;
+        Ok(pipeline)
+    }
+
+    /// Where the models run and whether they are stand-ins.
+    pub fn info(&self) -> &FaceModelInfo {
+        &self.info
+    }
+
+    /// The settings in use.
+    pub fn options(&self) -> &FaceOptions {
+        &self.options
+    }
+
+    /// Decodes an image file's bytes (PIL semantics, see [`crate::image::decode`]). Thread-safe.
+    pub fn prepare_image(&self, bytes: &[u8]) -> Result<RgbImage, FaceError> {
+        Ok(decode_rgb(bytes, &self.options.limits)?)
+    }
+
+    /// Detects faces in one image: boxes, scores, landmarks, best first.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
+        let (w, h) = self.options.det_size;
+        let letterbox = scrfd::preprocess(img, w, h);
+        let shape = [1i64, 3, h as i64, w as i64];
+        let view = TensorView {
+            dtype: DType::F32.code(),
+            shape: RSlice::from_slice(&shape),
+            data: RSlice::from_slice(bytemuck::cast_slice(&letterbox.blob)),
+        };
+        let outputs = self.run(&self.det, view, "detector")?;
+        let mut values = Vec::with_capacity(9);
+        for (i, out) in outputs.iter().enumerate() {
+            let stride = STRIDES[i % 3];
+            let width = [1, 4, 10][i / 3];
+            let n = (w / stride) * (h / stride) * ANCHORS;
+            values.push(floats(out, n * width, "detector", i)?);
+        }
+        let per_stride: Vec<StrideOutput<'_>> = (0..3)
+            .map(|i| StrideOutput {
+                stride: STRIDES[i],
+                scores: &values[i],
+                boxes: &values[i + 3],
+                kps: &values[i + 6],
+            })
+            .collect();
+        let candidates = scrfd::decode(&per_stride, w, self.options.det_threshold, letterbox.det_scale);
+        let kept = scrfd::nms(&candidates, self.options.nms_threshold);
+        Ok(scrfd::select_max(kept, self.options.max_num, img.width(), img.height()))
+    }
+
+    /// The aligned 112x112 crop of a detected face (`norm_crop`).
+    pub fn align(&self, img: &RgbImage, face: &Detection) -> RgbImage {
+        norm_crop(img, &face.landmarks)
+    }
+
+    /// Embeds aligned crops (each 112x112) in batches; unit-length rows.
+    pub fn embed_crops(&self, crops: &[&RgbImage]) -> Result<Vec<Vec<f32>>, FaceError> {
+        let mut out = Vec::with_capacity(crops.len());
+        let mut blob = Vec::new();
+        for chunk in crops.chunks(self.options.rec_batch) {
+            if let Some(bad) =
+                chunk.iter().find(|c| c.width() as usize != CROP_SIZE || c.height() as usize != CROP_SIZE)
+            {
+                let value = format!("{}x{}", bad.width(), bad.height());
+                return Err(FaceError::BadOption {
+                    name: "crop size",
+                    value,
+                    hint: "crops must be 112x112 (norm_crop)",
+                });
+            }
+            arcface::blob(chunk, self.options.rec_mean, self.options.rec_std, &mut blob);
+            let shape = [chunk.len() as i64, 3, CROP_SIZE as i64, CROP_SIZE as i64];
+            let view = TensorView {
+                dtype: DType::F32.code(),
+                shape: RSlice::from_slice(&shape),
+                data: RSlice::from_slice(bytemuck::cast_slice(&blob)),
+            };
+            let outputs = self.run(&self.rec, view, "recognizer")?;
+            let first = outputs
+                .first()
+                .ok_or_else(|| FaceError::BadModel { model: "recognizer", detail: "no output".into() })?;
+            let dim = match first.shape.as_slice() {
+                [n, d] if *n == chunk.len() as i64 && *d > 0 => *d as usize,
+                other => {
+                    let detail = format!("output shape {other:?}, expected [{}, 512]", chunk.len());
+                    return Err(FaceError::BadModel { model: "recognizer", detail });
+                }
+            };
+            let values = floats(first, chunk.len() * dim, "recognizer", 0)?;
+            out.extend(values.chunks_exact(dim).map(arcface::l2_normalize));
+        }
+        Ok(out)
+    }
+
+    /// Detects, aligns and embeds the faces of a batch of images; the
+    /// recognition runs batched over all their faces.
+    pub fn detect_and_embed(&self, images: &[&RgbImage]) -> Result<Vec<Vec<Face>>, FaceError> {
+        let mut detections = Vec::with_capacity(images.len());
+        let mut crops = Vec::new();
+        for img in images {
+            let dets = self.detect(img)?;
+            crops.extend(dets.iter().map(|d| self.align(img, d)));
+            detections.push(dets);
+        }
+        let crop_refs: Vec<&RgbImage> = crops.iter().collect();
+        let mut embeddings = self.embed_crops(&crop_refs)?.into_iter();
+        Ok(detections
+            .into_iter()
+            .map(|dets| {
+                dets.into_iter()
+                    .map(|d| Face {
+                        bbox: d.bbox,
+                        score: d.score,
+                        landmarks: d.landmarks,
+                        embedding: embeddings.next().unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn run(&self, model: &ModelInfo, input: TensorView<'_>, name: &'static str) -> Result<Vec<Tensor>, FaceError> {
+        let outputs = self
+            .backend
+            .run(model.handle, RSlice::from_slice(&[input]))
+            .into_result()
+            .map_err(|source| FaceError::Backend { during: "running", model: name, source })?;
+        Ok(outputs.into_iter().collect())
+    }
+}
+
+/// The f32 values of an output, checked for dtype and element count.
+fn floats(t: &Tensor, expected: usize, model: &'static str, index: usize) -> Result<Vec<f32>, FaceError> {
+    if t.dtype != DType::F32.code() || t.data.len() != expected * 4 {
+        let detail = format!(
+            "output {index} has shape {:?} ({} bytes, dtype {:?}); expected {expected} float32 values",
+            t.shape.as_slice(),
+            t.data.len(),
+            t.dtype
+        );
+        return Err(FaceError::BadModel { model, detail });
+    }
+    Ok(t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
