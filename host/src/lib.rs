@@ -6,6 +6,7 @@
 //! - [`plugins`]: discovering, loading and inspecting plugin files.
 //! - [`probe`] / [`render`]: the `switchyard probe` report.
 //! - [`config`]: flag + environment settings shared by the subcommands.
+//! - [`server`]: `switchyard serve`, the HTTP service with dynamic batching.
 
 pub mod clip;
 pub mod config;
@@ -16,4 +17,5 @@ pub mod plugins;
 pub mod probe;
 pub mod render;
 pub mod runtime;
+pub mod server;
 pub mod util;
