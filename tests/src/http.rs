@@ -11,7 +11,11 @@ use switchyard_core::DeviceKind;
 
 use crate::{plugin, plugin_folder, root, switchyard_bin};
 
-/// A running server.
+/// Runs `"$0" "$@"` and sends it SIGTERM when a line arrives on stdin or stdin closes;
+/// exits with the server's status.
+const STOP_WITH_PARENT: &str = r#"exec 3<&0; "$0" "$@" </dev/null & pid=$!; (read _ <&3; kill -TERM $pid 2>/dev/null) & wait $pid"#;
+
+/// A running server (`child` is the shell around it).
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -44,7 +48,10 @@ impl Server {
         let port = free_port();
         let plugins = cpu_plugins(&format!("serve-{name}"));
         let log = plugins.join("serve.log");
-        let mut cmd = Command::new(switchyard_bin());
+        // Through a small shell that stops the server when our stdin pipe closes: the shared
+        // test server lives in a static, which is never dropped, and must not outlive the tests.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(STOP_WITH_PARENT).arg(switchyard_bin());
         cmd.arg("serve").arg("--plugin-dir").arg(&plugins).arg("--model-dir").arg(models());
         cmd.arg("--port").arg(port.to_string()).args(args);
         for var in ["DEVICE", "FORCE_CPU", "SWITCHYARD_PLUGINS", "SWITCHYARD_API_KEY", "SWITCHYARD_LOG"] {
@@ -52,7 +59,7 @@ impl Server {
         }
         cmd.envs(env.iter().copied());
         let file = std::fs::File::create(&log).expect("log file");
-        cmd.stdout(Stdio::null()).stderr(file);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(file);
         let child = cmd.spawn().expect("switchyard serve starts");
         Server { child, url: format!("http://127.0.0.1:{port}"), log, ready_polls: Vec::new() }
     }
@@ -95,14 +102,12 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Sends SIGTERM (graceful shutdown).
-    pub fn terminate(&self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).stderr(Stdio::null()).status();
-    }
-
-    /// The server's resident memory in kB (`VmRSS`), Linux only.
-    pub fn rss_kb(&self) -> Option<u64> {
-        rss_kb(self.child.id())
+    /// Sends the server SIGTERM (graceful shutdown).
+    pub fn terminate(&mut self) {
+        use std::io::Write;
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"stop\n");
+        }
     }
 }
 

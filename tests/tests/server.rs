@@ -274,8 +274,9 @@ fn api_key_queue_full_and_graceful_shutdown() {
     }
 
     // SIGTERM while a request runs: it still gets its answer, then the process exits 0.
+    let text_url = u("/v1/embed/text");
     std::thread::scope(|s| {
-        let inflight = s.spawn(|| post_json(&u("/v1/embed/text"), &body, &auth));
+        let inflight = s.spawn(|| post_json(&text_url, &body, &auth));
         std::thread::sleep(Duration::from_millis(60));
         server.terminate();
         let r = inflight.join().unwrap();
