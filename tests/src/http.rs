@@ -13,7 +13,8 @@ use crate::{plugin, plugin_folder, root, switchyard_bin};
 
 /// Runs `"$0" "$@"` and sends it SIGTERM when a line arrives on stdin or stdin closes;
 /// exits with the server's status.
-const STOP_WITH_PARENT: &str = r#"exec 3<&0; "$0" "$@" </dev/null & pid=$!; (read _ <&3; kill -TERM $pid 2>/dev/null) & wait $pid"#;
+const STOP_WITH_PARENT: &str =
+    r#"exec 3<&0; "$0" "$@" </dev/null & pid=$!; (read _ <&3; kill -TERM $pid 2>/dev/null) & wait $pid"#;
 
 /// A running server (`child` is the shell around it).
 pub struct Server {
