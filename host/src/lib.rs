@@ -7,6 +7,7 @@
 //! - [`probe`] / [`render`]: the `switchyard probe` report.
 //! - [`config`]: flag + environment settings shared by the subcommands.
 //! - [`clip`] / [`faces`]: the CLIP and InsightFace pipelines (pre/post-processing in the host).
+//! - [`server`]: `switchyard serve`, the HTTP service with dynamic batching.
 
 pub mod clip;
 pub mod config;
@@ -18,4 +19,5 @@ pub mod plugins;
 pub mod probe;
 pub mod render;
 pub mod runtime;
+pub mod server;
 pub mod util;

@@ -9,14 +9,15 @@ use switchyard::config::{DeviceArgs, ModelArgs, PluginArgs};
 use switchyard::plugins::inspect::ChildInspect;
 use switchyard::plugins::inspect_in_process;
 use switchyard::probe::{self, ProbeOptions};
+use switchyard::server::ServeArgs;
 
 /// Device-portable CLIP and face embeddings: one host, one plugin per device.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about)]
 struct Cli {
-    /// Log filter (tracing env-filter syntax), e.g. `info` or `switchyard=debug`.
-    #[arg(long, env = "SWITCHYARD_LOG", default_value = "warn", global = true)]
-    log: String,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `switchyard=debug` (default: `info` for serve, else `warn`).
+    #[arg(long, env = "SWITCHYARD_LOG", global = true)]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +39,8 @@ enum Command {
     },
     /// Embed image files (or folders of them) and texts with CLIP; JSON lines out, a summary on stderr.
     Embed(Box<EmbedArgs>),
+    /// Serve embeddings over HTTP with dynamic batching (see docs/api.md).
+    Serve(Box<ServeArgs>),
     /// Load one plugin file in this process and print its report as JSON (used by `probe`).
     #[command(hide = true)]
     InspectPlugin {
@@ -94,8 +97,10 @@ struct EmbedArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_log = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let log = cli.log.as_deref().unwrap_or(default_log);
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| default_log.into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -134,6 +139,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(if out.selection.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Embed(args) => embed(*args),
+        Command::Serve(args) => serve(*args),
         Command::InspectPlugin { path, device_index, device } => {
             let settings = device.resolve()?;
             let report = inspect_in_process(&path, &settings.backend_config(device_index), true);
@@ -141,6 +147,25 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use switchyard::runtime::RuntimeOptions;
+    use switchyard::server::LoadPlan;
+
+    let plan = LoadPlan {
+        settings: args.device.resolve()?,
+        runtime: RuntimeOptions {
+            folder: args.plugins.folder(),
+            explicit: args.plugins.plugins.clone(),
+            inspect_exe: std::env::current_exe().ok(),
+        },
+        clip_dir: args.models.clip_dir(),
+        clip_engine: args.models.engine()?,
+        clip_pretrained: Some(args.models.clip_pretrained.clone()),
+    };
+    switchyard::server::serve(args.server_config(), plan)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use switchyard_core::DeviceKind;
 
+pub mod http;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

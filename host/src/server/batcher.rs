@@ -1,0 +1,277 @@
+//! Dynamic batching: one queue per model, one worker thread per queue.
+//!
+//! Requests put their items (texts, or preprocessed images) on the queue; the
+//! worker takes up to `max_batch_size` items at once, waiting at most
+//! `max_wait` after the oldest waiting item arrived, so items from many
+//! clients run through the model together. The model call is blocking
+//! (libtorch or ONNX Runtime behind the plugin), hence a plain thread and not
+//! a task on the async runtime.
+//!
+//! The queue counts items, not requests: a request of 40 texts may be split
+//! over two batches, and the request is answered when its last item is done.
+//! A request that would push the queue over its capacity is refused whole
+//! (429) before anything is queued.
+//!
+//! Each batch runs in a `batch` span whose parent is the span of the request
+//! that waited longest, so the request's trace continues into the worker; the
+//! span also lists every request id in the batch.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tracing::Span;
+
+use super::config::BatchConfig;
+use super::error::ApiError;
+use super::metrics::{Metrics, Queue};
+
+/// Runs one batch on the model; one output per input, in order.
+pub type RunBatch<I, O> = Box<dyn Fn(Vec<I>) -> Result<Vec<O>, String> + Send>;
+
+/// A request's results with its timings.
+#[derive(Debug)]
+pub struct Done<O> {
+    pub outputs: Vec<O>,
+    /// Longest time one of its items waited in the queue.
+    pub queue: Duration,
+    /// Model time of the batches its items ran in (summed when split).
+    pub inference: Duration,
+    /// Size of the largest batch its items ran in.
+    pub batch_size: usize,
+}
+
+struct Pending<O> {
+    outputs: Vec<Option<O>>,
+    remaining: usize,
+    queue: Duration,
+    inference: Duration,
+    batch_size: usize,
+    last_batch: Option<Instant>,
+    reply: Option<oneshot::Sender<Result<Done<O>, ApiError>>>,
+}
+
+struct Request<O> {
+    pending: Mutex<Pending<O>>,
+    span: Span,
+    id: String,
+    enqueued: Instant,
+}
+
+struct Item<I, O> {
+    input: I,
+    index: usize,
+    request: Arc<Request<O>>,
+}
+
+struct State<I, O> {
+    items: VecDeque<Item<I, O>>,
+    closed: bool,
+}
+
+struct Shared<I, O> {
+    state: Mutex<State<I, O>>,
+    wake: Condvar,
+}
+
+/// One model queue and its worker.
+pub struct Batcher<I, O> {
+    shared: Arc<Shared<I, O>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    queue: Queue,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+    /// Starts the worker thread for `queue`, running batches with `run` on `device`.
+    pub fn start(
+        queue: Queue,
+        config: BatchConfig,
+        device: String,
+        metrics: Arc<Metrics>,
+        run: RunBatch<I, O>,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { items: VecDeque::new(), closed: false }),
+            wake: Condvar::new(),
+        });
+        let worker = {
+            let shared = shared.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name(format!("batch-{}", queue.name()))
+                .spawn(move || worker(&shared, queue, config, &device, &metrics, run))?
+        };
+        Ok(Self { shared, worker: Mutex::new(Some(worker)), queue, capacity: config.queue_capacity, metrics })
+    }
+
+    /// Queues `inputs` for the current request (its span and id) and waits for their outputs.
+    pub async fn submit(&self, inputs: Vec<I>, request_id: &str) -> Result<Done<O>, ApiError> {
+        let n = inputs.len();
+        let (tx, rx) = oneshot::channel();
+        if n == 0 {
+            return Ok(Done { outputs: Vec::new(), queue: Duration::ZERO, inference: Duration::ZERO, batch_size: 0 });
+        }
+        let request = Arc::new(Request {
+            pending: Mutex::new(Pending {
+                outputs: (0..n).map(|_| None).collect(),
+                remaining: n,
+                queue: Duration::ZERO,
+                inference: Duration::ZERO,
+                batch_size: 0,
+                last_batch: None,
+                reply: Some(tx),
+            }),
+            span: Span::current(),
+            id: request_id.to_string(),
+            enqueued: Instant::now(),
+        });
+        {
+            let mut state = lock(&self.shared.state);
+            if state.closed {
+                return Err(ApiError::ShuttingDown);
+            }
+            if state.items.len() + n > self.capacity {
+                return Err(ApiError::Overloaded { model: self.queue.name(), capacity: self.capacity });
+            }
+            state.items.extend(inputs.into_iter().enumerate().map(|(index, input)| Item {
+                input,
+                index,
+                request: request.clone(),
+            }));
+            self.metrics.queue_add(self.queue, n as i64);
+        }
+        self.shared.wake.notify_one();
+        rx.await.map_err(|_| ApiError::Internal("the model worker stopped before answering".into()))?
+    }
+
+    /// Refuses new items, lets the worker finish what is queued, and waits for it.
+    pub fn close(&self) {
+        lock(&self.shared.state).closed = true;
+        self.shared.wake.notify_all();
+        if let Some(handle) = lock(&self.worker).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn take_batch<I, O>(shared: &Shared<I, O>, config: &BatchConfig) -> Option<Vec<Item<I, O>>> {
+    let mut state = lock(&shared.state);
+    loop {
+        if let Some(oldest) = state.items.front() {
+            let deadline = oldest.request.enqueued + config.max_wait;
+            let now = Instant::now();
+            if state.items.len() >= config.max_batch_size || now >= deadline || state.closed {
+                let n = state.items.len().min(config.max_batch_size);
+                return Some(state.items.drain(..n).collect());
+            }
+            state = shared.wake.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        } else if state.closed {
+            return None;
+        } else {
+            state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn worker<I, O>(
+    shared: &Shared<I, O>,
+    queue: Queue,
+    config: BatchConfig,
+    device: &str,
+    metrics: &Metrics,
+    run: RunBatch<I, O>,
+) {
+    while let Some(items) = take_batch(shared, &config) {
+        let size = items.len();
+        metrics.queue_add(queue, -(size as i64));
+        let started = Instant::now();
+        let queued = started.saturating_duration_since(items[0].request.enqueued);
+        let mut ids: Vec<&str> = items.iter().map(|i| i.request.id.as_str()).collect();
+        ids.dedup();
+        let span = tracing::info_span!(parent: &items[0].request.span, "batch", model = queue.name(), size, device, requests = %ids.join(","), queue_ms = queued.as_secs_f64() * 1e3, inference_ms = tracing::field::Empty);
+        for item in &items[1..] {
+            span.follows_from(&item.request.span);
+        }
+        let _entered = span.enter();
+        let (meta, inputs): (Vec<_>, Vec<_>) = items.into_iter().map(|i| ((i.index, i.request), i.input)).unzip();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| run(inputs)))
+            .unwrap_or_else(|_| Err("the model worker panicked".to_string()))
+            .and_then(|out| {
+                if out.len() == size {
+                    Ok(out)
+                } else {
+                    Err(format!("the model returned {} outputs for {size} inputs", out.len()))
+                }
+            });
+        let inference = started.elapsed();
+        span.record("inference_ms", inference.as_secs_f64() * 1e3);
+        metrics.batch(queue, size, queued, inference);
+        let batch = BatchRun { started, size, queued, inference };
+        match result {
+            Ok(outputs) => {
+                tracing::debug!("batch done");
+                for ((index, request), output) in meta.into_iter().zip(outputs) {
+                    deliver(&request, index, Ok(output), &batch);
+                }
+            }
+            Err(message) => {
+                tracing::error!(error = %message, "batch failed");
+                for (index, request) in meta {
+                    deliver(&request, index, Err(message.clone()), &batch);
+                }
+            }
+        }
+    }
+}
+
+/// What one batch tells each of its items.
+struct BatchRun {
+    started: Instant,
+    size: usize,
+    queued: Duration,
+    inference: Duration,
+}
+
+fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, String>, run: &BatchRun) {
+    let mut p = lock(&request.pending);
+    let Some(reply) = p.reply.as_ref() else { return };
+    if reply.is_closed() {
+        p.reply = None;
+        return;
+    }
+    let o = match output {
+        Ok(o) => o,
+        Err(message) => {
+            if let Some(reply) = p.reply.take() {
+                let _ = reply.send(Err(ApiError::Inference(message)));
+            }
+            return;
+        }
+    };
+    // Several items of one request may share a batch: count its time once.
+    if p.last_batch != Some(run.started) {
+        p.last_batch = Some(run.started);
+        p.inference += run.inference;
+    }
+    p.queue = p.queue.max(run.queued);
+    p.batch_size = p.batch_size.max(run.size);
+    if let Some(slot) = p.outputs.get_mut(index) {
+        *slot = Some(o);
+    }
+    p.remaining = p.remaining.saturating_sub(1);
+    if p.remaining == 0 {
+        if let Some(reply) = p.reply.take() {
+            let outputs: Vec<O> = p.outputs.drain(..).flatten().collect();
+            let _ = reply.send(Ok(Done { outputs, queue: p.queue, inference: p.inference, batch_size: p.batch_size }));
+        }
+    }
+}

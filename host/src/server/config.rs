@@ -1,0 +1,152 @@
+//! `switchyard serve` settings: one clap struct, every option a flag with an
+//! environment variable behind it, and the effective configuration that is
+//! logged once at startup.
+//!
+//! The API key is a [`Secret`]: its `Debug`, `Display` and `Serialize` print
+//! `***`, so no log line or `/info` answer can carry it by accident.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::{DeviceArgs, ModelArgs, PluginArgs};
+
+/// A value that must never be printed (the API key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for comparison only.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+fn parse_secret(value: &str) -> Result<Secret, String> {
+    Ok(Secret(value.to_string()))
+}
+
+/// `switchyard serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (0.0.0.0 to accept connections from other machines).
+    #[arg(long, env = "SWITCHYARD_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// TCP port to listen on (0: any free port, printed at startup).
+    #[arg(long, env = "SWITCHYARD_PORT", default_value_t = 3003)]
+    pub port: u16,
+    /// Bearer token every route but /health and /ready requires (unset: no authentication).
+    #[arg(long, env = "SWITCHYARD_API_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub api_key: Option<Secret>,
+    /// Most items (texts or images) run through the model at once.
+    #[arg(long, env = "SWITCHYARD_MAX_BATCH_SIZE", default_value_t = 32)]
+    pub max_batch_size: usize,
+    /// How long a batch waits for more items after its first one arrived, in ms.
+    #[arg(long, env = "SWITCHYARD_MAX_WAIT_MS", default_value_t = 5)]
+    pub max_wait_ms: u64,
+    /// Turn dynamic batching off: every item runs alone (max batch 1, max wait 0).
+    #[arg(long, env = "SWITCHYARD_NO_BATCHING")]
+    pub no_batching: bool,
+    /// Items that may wait per model queue; beyond it requests get 429.
+    #[arg(long, env = "SWITCHYARD_QUEUE_CAPACITY", default_value_t = 1024)]
+    pub queue_capacity: usize,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
+    pub max_body_bytes: usize,
+    /// Most texts or images in one request (413 beyond).
+    #[arg(long, env = "SWITCHYARD_MAX_ITEMS", default_value_t = 64)]
+    pub max_items: usize,
+    /// Longest text in characters (422 beyond); CLIP reads the first 77 tokens anyway.
+    #[arg(long, env = "SWITCHYARD_MAX_TEXT_CHARS", default_value_t = 2048)]
+    pub max_text_chars: usize,
+    /// Refuse images with more pixels than this (decompression bombs; 413).
+    #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = crate::image::decode::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Images decoded and preprocessed at once, off the async runtime (0: one per core).
+    #[arg(long, env = "SWITCHYARD_PREPROCESS_WORKERS", default_value_t = 0)]
+    pub preprocess_workers: usize,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+/// Batching settings of one model queue.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BatchConfig {
+    pub max_batch_size: usize,
+    #[serde(serialize_with = "crate::util::millis")]
+    pub max_wait: Duration,
+    pub queue_capacity: usize,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_items: usize,
+    pub max_text_chars: usize,
+    pub max_pixels: u64,
+    pub preprocess_workers: usize,
+}
+
+/// What the server runs with, after defaults and the batching switch are applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub api_key: Option<Secret>,
+    pub batch: BatchConfig,
+    pub limits: Limits,
+}
+
+impl ServeArgs {
+    /// The effective server settings.
+    pub fn server_config(&self) -> ServerConfig {
+        let (max_batch_size, max_wait) = if self.no_batching {
+            (1, Duration::ZERO)
+        } else {
+            (self.max_batch_size.max(1), Duration::from_millis(self.max_wait_ms))
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        ServerConfig {
+            addr: SocketAddr::new(self.host, self.port),
+            api_key: self.api_key.clone().filter(|k| !k.0.is_empty()),
+            batch: BatchConfig { max_batch_size, max_wait, queue_capacity: self.queue_capacity.max(1) },
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_items: self.max_items.max(1),
+                max_text_chars: self.max_text_chars.max(1),
+                max_pixels: self.max_pixels,
+                preprocess_workers: if self.preprocess_workers == 0 { cores } else { self.preprocess_workers },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_key_never_prints() {
+        let key = Secret("hunter2".into());
+        assert_eq!(format!("{key:?}"), "***");
+        assert_eq!(serde_json::to_string(&key).unwrap(), "\"***\"");
+    }
+}

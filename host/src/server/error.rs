@@ -1,0 +1,233 @@
+//! The one error type of the HTTP API: every failure, whether a handler's own
+//! or an axum extractor's rejection, becomes `{"error": "...", "error_type":
+//! "..."}` with the status from the table in [`ApiError::status`].
+//!
+//! Messages are sentences that say what to change; `error_type` is a stable
+//! snake_case code for programs.
+
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::clip::pipeline::PipelineError;
+use crate::image::decode::DecodeError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid as sent (broken multipart, bad base64 framing).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong bearer token.
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("there is no route `{0}`; see docs/api.md for the routes")]
+    NotFound(String),
+    #[error("`{method}` is not allowed on `{path}`")]
+    MethodNotAllowed { method: String, path: String },
+    /// The body is over the byte limit.
+    #[error("the request body is larger than the limit of {limit} bytes; send fewer or smaller items")]
+    BodyTooLarge { limit: usize },
+    #[error("the request has {got} {what}, over the limit of {limit} per request; split it into several requests")]
+    TooManyItems { what: &'static str, got: usize, limit: usize },
+    /// An image over the pixel limit (a decompression bomb, or simply too big).
+    #[error("image {index}: {source}")]
+    ImageTooLarge { index: usize, source: DecodeError },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("image {index}: {source}")]
+    UnsupportedImage { index: usize, source: DecodeError },
+    /// The JSON could not be parsed or has the wrong shape.
+    #[error("the JSON body is invalid: {0}")]
+    InvalidJson(String),
+    /// Well-formed, but a value is not acceptable (empty text, too long, nothing to embed).
+    #[error("{0}")]
+    Validation(String),
+    #[error("image {index}: {source}")]
+    InvalidImage { index: usize, source: DecodeError },
+    /// The model queue is full.
+    #[error("the {model} queue is full ({capacity} items waiting); retry later with backoff")]
+    Overloaded { model: &'static str, capacity: usize },
+    #[error("the models are still loading; poll /ready and retry")]
+    NotReady,
+    #[error("the server is shutting down; retry on another instance")]
+    ShuttingDown,
+    /// The model failed while running a batch.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub error_type: &'static str,
+}
+
+/// The error type of a failed response, for the metrics middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorType(pub &'static str);
+
+impl ApiError {
+    /// The status table: the one place that maps failures to HTTP.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTooLarge { .. } | ApiError::TooManyItems { .. } | ApiError::ImageTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedImage { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidJson(_) | ApiError::Validation(_) | ApiError::InvalidImage { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotReady | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Inference(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code in `error_type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::TooManyItems { .. } => "too_many_items",
+            ApiError::ImageTooLarge { .. } => "image_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::UnsupportedImage { .. } => "unsupported_image_format",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::Validation(_) => "validation",
+            ApiError::InvalidImage { .. } => "invalid_image",
+            ApiError::Overloaded { .. } => "overloaded",
+            ApiError::NotReady => "not_ready",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Inference(_) => "inference_failed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Maps a decode failure of the `index`-th image of a request.
+    pub fn from_decode(index: usize, source: DecodeError) -> Self {
+        match source {
+            DecodeError::TooManyPixels { .. } => ApiError::ImageTooLarge { index, source },
+            DecodeError::UnsupportedFormat { .. } => ApiError::UnsupportedImage { index, source },
+            source => ApiError::InvalidImage { index, source },
+        }
+    }
+
+    /// Maps a pipeline failure while preparing the `index`-th image.
+    pub fn from_pipeline(index: usize, e: PipelineError) -> Self {
+        match e {
+            PipelineError::Decode(d) => ApiError::from_decode(index, d),
+            other => ApiError::Internal(crate::util::error_chain(&other)),
+        }
+    }
+
+    fn from_status(status: StatusCode, text: String, limit: usize) -> Self {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::InvalidJson(text),
+            s if s.is_server_error() => ApiError::Internal(text),
+            _ => ApiError::BadRequest(text),
+        }
+    }
+}
+
+/// Extractor rejections carry their own status; the body limit they hit is
+/// not in them, so the caller passes it for the message.
+pub trait Rejection {
+    fn into_api_error(self, body_limit: usize) -> ApiError;
+}
+
+impl Rejection for JsonRejection {
+    fn into_api_error(self, limit: usize) -> ApiError {
+        match self {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "expected `Content-Type: application/json`; send the request as JSON".into(),
+            ),
+            // Syntax errors are 400 in axum; here every unparsable body is 422.
+            JsonRejection::JsonSyntaxError(e) => ApiError::InvalidJson(e.body_text()),
+            JsonRejection::JsonDataError(e) => ApiError::InvalidJson(e.body_text()),
+            other => ApiError::from_status(other.status(), other.body_text(), limit),
+        }
+    }
+}
+
+impl Rejection for BytesRejection {
+    fn into_api_error(self, limit: usize) -> ApiError {
+        ApiError::from_status(self.status(), self.body_text(), limit)
+    }
+}
+
+impl Rejection for MultipartRejection {
+    fn into_api_error(self, limit: usize) -> ApiError {
+        ApiError::from_status(self.status(), self.body_text(), limit)
+    }
+}
+
+impl Rejection for MultipartError {
+    fn into_api_error(self, limit: usize) -> ApiError {
+        let status = self.status();
+        ApiError::from_status(status, format!("the multipart body is malformed: {}", self.body_text()), limit)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let error_type = self.error_type();
+        if status.is_server_error() && !matches!(self, ApiError::NotReady | ApiError::ShuttingDown) {
+            tracing::error!(error = %self, error_type, "request failed");
+        } else {
+            tracing::debug!(error = %self, error_type, status = status.as_u16(), "request refused");
+        }
+        let body = ErrorBody { error: self.to_string(), error_type };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response.extensions_mut().insert(ErrorType(error_type));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_one_shape() {
+        let response = ApiError::Overloaded { model: "text", capacity: 4 }.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn pixel_bombs_are_413_and_heic_is_415() {
+        let bomb = DecodeError::TooManyPixels {
+            format: crate::image::decode::ImageFormat::Png,
+            width: 100_000,
+            height: 100_000,
+            pixels: 10_000_000_000,
+            max_pixels: 10,
+        };
+        assert_eq!(ApiError::from_decode(0, bomb).status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let heic = DecodeError::UnsupportedFormat { format: "HEIC".into() };
+        assert_eq!(ApiError::from_decode(1, heic).status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(ApiError::from_decode(2, DecodeError::Empty).status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

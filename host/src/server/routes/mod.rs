@@ -1,0 +1,55 @@
+//! The router: which path goes to which handler, and which layers wrap them.
+//!
+//! Model routes are grouped in [`api`], behind the API key; `/health` and
+//! `/ready` stay open for orchestrators' probes. A new model route (e.g.
+//! `POST /v1/faces`, with its own queue in [`Models`](super::state::Models))
+//! is a module here with a `routes()` function merged in [`api`].
+
+mod embed;
+mod openai;
+mod ops;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Uri;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::error::ApiError;
+use super::middleware::{observe, require_key};
+use super::state::AppState;
+
+/// Every route of the service.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .merge(api(state.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The routes behind the API key.
+fn api(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/info", get(ops::info))
+        .route("/metrics", get(ops::metrics))
+        .merge(embed::routes())
+        .merge(openai::routes())
+        .route_layer(from_fn_with_state(state, require_key))
+}
+
+async fn not_found(uri: Uri) -> Response {
+    ApiError::NotFound(uri.path().to_string()).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::MethodNotAllowed { method: req.method().to_string(), path: req.uri().path().to_string() }.into_response()
+}

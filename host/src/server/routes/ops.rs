@@ -1,0 +1,52 @@
+//! Operational routes: liveness, readiness, the device report, metrics.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+
+/// `GET /health`: the process answers.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /ready`: 200 once the models are loaded and warmed up, 503 before.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    state.models()?;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+/// `GET /info`: the device report, the models and the serving settings.
+pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let models = state.models()?;
+    let report = &models.runtime.report;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "platform": report.platform,
+        "machine": report.machine,
+        "device": report.device,
+        "reason": report.reason,
+        "rejected": report.rejected,
+        "plugin_path": report.plugin_path,
+        "plugin": report.plugin,
+        "hardware": report.hardware,
+        "onnx_providers": report.onnx_providers,
+        "backend_extra": report.backend_extra,
+        "startup_ms": report.startup_ms,
+        "models": models.report,
+        "random_weights": models.report.iter().any(|m| m.random_weights),
+        "batching": state.config.batch,
+        "limits": state.config.limits,
+    })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}

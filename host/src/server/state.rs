@@ -1,0 +1,162 @@
+//! What the handlers share: the settings, the metrics, and the models once
+//! they are loaded.
+//!
+//! The server listens before the models are loaded, so that `/health`
+//! answers and `/ready` says 503 while the plugin is selected and the towers
+//! load and warm up (seconds). [`Models`] is set exactly once, when all of it
+//! is done; every model route answers 503 `not_ready` until then.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::batcher::Batcher;
+use super::config::ServerConfig;
+use super::error::ApiError;
+use super::metrics::{Metrics, Queue};
+use crate::clip::model::ClipEngine;
+use crate::clip::pipeline::{ClipPipeline, PipelineError};
+use crate::config::DeviceSettings;
+use crate::image::decode::DecodeLimits;
+use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
+
+/// What to load at startup.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub settings: DeviceSettings,
+    pub runtime: RuntimeOptions,
+    pub clip_dir: PathBuf,
+    /// `None`: the default engine for the selected device.
+    pub clip_engine: Option<ClipEngine>,
+    pub clip_pretrained: Option<String>,
+}
+
+/// Why the models could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no device could be started")]
+    Runtime(#[from] RuntimeError),
+    #[error("the CLIP model could not be loaded")]
+    Pipeline(#[from] PipelineError),
+    #[error("cannot start a model worker thread")]
+    Worker(#[source] std::io::Error),
+}
+
+/// A loaded model, as `/info` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub name: String,
+    pub kind: &'static str,
+    pub engine: ClipEngine,
+    pub device: String,
+    pub embed_dim: usize,
+    pub image_size: usize,
+    pub context_length: usize,
+    pub pretrained: Option<String>,
+    pub random_weights: bool,
+    pub dir: PathBuf,
+}
+
+/// The loaded models and their queues.
+pub struct Models {
+    pub clip: Arc<ClipPipeline>,
+    pub text: Batcher<String, Vec<f32>>,
+    pub image: Batcher<Vec<f32>, Vec<f32>>,
+    pub report: Vec<ModelReport>,
+    /// Kept last: the plugin must outlive the pipelines and workers.
+    pub runtime: Runtime,
+}
+
+impl Models {
+    /// Selects the device, loads and warms up CLIP, starts the two workers. Blocking (seconds).
+    pub fn load(plan: &LoadPlan, config: &ServerConfig, metrics: &Arc<Metrics>) -> Result<Models, LoadError> {
+        let runtime = Runtime::start(&plan.settings, &plan.runtime)?;
+        let engine = plan.clip_engine.unwrap_or_else(|| crate::clip::model::default_engine(runtime.selection.kind));
+        let limits = DecodeLimits { max_pixels: config.limits.max_pixels };
+        let clip = Arc::new(ClipPipeline::load(
+            runtime.backend.clone(),
+            &plan.clip_dir,
+            engine,
+            plan.clip_pretrained.as_deref(),
+            limits,
+        )?);
+        let device = clip.model.device().to_string();
+        metrics.set_device(&runtime.report.device, &runtime.report.plugin.name, &format!("{engine:?}").to_lowercase());
+        let text = {
+            let clip = clip.clone();
+            Batcher::start(
+                Queue::Text,
+                config.batch,
+                device.clone(),
+                metrics.clone(),
+                Box::new(move |texts: Vec<String>| {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    clip.embed_texts(&refs).map_err(|e| crate::util::error_chain(&e))
+                }),
+            )
+            .map_err(LoadError::Worker)?
+        };
+        let image = {
+            let clip = clip.clone();
+            Batcher::start(
+                Queue::Image,
+                config.batch,
+                device.clone(),
+                metrics.clone(),
+                Box::new(move |images: Vec<Vec<f32>>| {
+                    let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+                    clip.embed_prepared(&refs).map_err(|e| crate::util::error_chain(&e))
+                }),
+            )
+            .map_err(LoadError::Worker)?
+        };
+        let c = &clip.model.config;
+        let report = vec![ModelReport {
+            name: c.model.clone(),
+            kind: "clip",
+            engine,
+            device,
+            embed_dim: c.embed_dim,
+            image_size: c.image_size,
+            context_length: c.context_length,
+            pretrained: c.pretrained.clone(),
+            random_weights: c.random_weights,
+            dir: clip.model.dir.clone(),
+        }];
+        Ok(Models { clip, text, image, report, runtime })
+    }
+
+    /// Stops both workers after they finish what is queued.
+    pub fn close(&self) {
+        self.text.close();
+        self.image.close();
+    }
+}
+
+/// Shared by every handler.
+pub struct AppState {
+    pub config: ServerConfig,
+    pub metrics: Arc<Metrics>,
+    pub models: OnceLock<Arc<Models>>,
+    /// Bounds the images decoded at once on the blocking pool.
+    pub preprocess: Semaphore,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig) -> Self {
+        let permits = config.limits.preprocess_workers;
+        Self {
+            config,
+            metrics: Arc::new(Metrics::default()),
+            models: OnceLock::new(),
+            preprocess: Semaphore::new(permits),
+        }
+    }
+
+    /// The models, or 503 while they load.
+    pub fn models(&self) -> Result<&Arc<Models>, ApiError> {
+        self.models.get().ok_or(ApiError::NotReady)
+    }
+}
