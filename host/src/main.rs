@@ -72,6 +72,18 @@ struct EmbedArgs {
     /// Threads reading, decoding and preprocessing images while the device runs.
     #[arg(long, env = "SWITCHYARD_IO_WORKERS", default_value_t = 2)]
     io_workers: usize,
+    /// CLIP image embeddings (the default when neither --clip nor --faces is given).
+    #[arg(long, env = "SWITCHYARD_CLIP")]
+    clip: bool,
+    /// Face detection + recognition for every image (with --clip: both).
+    #[arg(long, env = "SWITCHYARD_FACES")]
+    faces: bool,
+    /// Face detection score threshold.
+    #[arg(long, env = "FACE_DET_THRESHOLD", default_value_t = 0.5)]
+    face_threshold: f32,
+    /// Keep at most this many faces per image, largest and most central first (0: all).
+    #[arg(long, env = "FACE_MAX_NUM", default_value_t = 0)]
+    face_max_num: usize,
     /// Continue the --out file of an interrupted run: skip what it already holds.
     #[arg(long, env = "SWITCHYARD_RESUME")]
     resume: bool,
@@ -174,7 +186,8 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use switchyard::clip::pipeline::ClipPipeline;
     use switchyard::embed::metadata::{now_unix, ClipFacts, InputFacts, RunMetadata};
-    use switchyard::embed::{expand_paths, output, run, EmbedJob, Shard};
+    use switchyard::embed::{expand_paths, output, run, EmbedJob, Pipelines, Shard};
+    use switchyard::faces::pipeline::{FaceOptions, FacePipeline};
     use switchyard::runtime::{Runtime, RuntimeOptions};
 
     let started = now_unix();
@@ -220,13 +233,29 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::start(&settings, &options)?;
     let engine = engine.unwrap_or_else(|| switchyard::clip::model::default_engine(runtime.selection.kind));
     let limits = switchyard::image::decode::DecodeLimits { max_pixels: args.max_pixels };
-    let pipeline = ClipPipeline::load(
-        runtime.backend.clone(),
-        &args.models.clip_dir(),
-        engine,
-        Some(args.models.clip_pretrained.as_str()),
+    let want_clip = args.clip || !args.faces || !texts.is_empty();
+    let clip = want_clip
+        .then(|| {
+            ClipPipeline::load(
+                runtime.backend.clone(),
+                &args.models.clip_dir(),
+                engine,
+                Some(args.models.clip_pretrained.as_str()),
+                limits,
+            )
+        })
+        .transpose()?;
+    let face_options = FaceOptions {
+        det_threshold: args.face_threshold,
+        max_num: args.face_max_num,
         limits,
-    )?;
+        ..FaceOptions::default()
+    };
+    let faces = args
+        .faces
+        .then(|| FacePipeline::load(runtime.backend.clone(), &args.models.faces_dir(), face_options))
+        .transpose()?;
+    let pipelines = Pipelines { clip: clip.as_ref(), faces: faces.as_ref() };
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -249,36 +278,49 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         resumed: args.resume,
     };
     let job = EmbedJob { images, texts, batch_size: args.batch_size, io_workers: args.io_workers, quiet: args.quiet };
-    let summary = run(&pipeline, &job, &mut out, &stop)?;
+    let summary = run(&pipelines, &job, &mut out, &stop)?;
     out.flush()?;
     let device = &runtime.report;
+    let models = [
+        clip.as_ref().map(|c| format!("CLIP {} {:?} on {}", c.model.config.model, c.model.engine, c.model.device())),
+        faces.as_ref().map(|f| format!("faces {} on {}", args.models.face_model_name, f.info().detector_device)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
     eprintln!(
-        "embedded {} images ({} errors) and {} texts on {} ({}, {:?} on {}, {}) in {:.2} s: {:.2} images/s, {:.1} texts/s; io {:.2} s (summed over {} workers), image compute {:.2} s{}",
+        "embedded {} images ({} errors, {} faces) and {} texts on {} ({}; {}) in {:.2} s: {:.2} images/s, {:.1} texts/s; io {:.2} s (summed over {} workers), image compute {:.2} s, faces {:.2} s (in the workers){}",
         summary.images,
         summary.errors,
+        summary.faces,
         summary.texts,
         device.device,
         device.plugin.name,
-        pipeline.model.engine,
-        pipeline.model.device(),
-        pipeline.model.config.model,
+        models,
         summary.wall_s,
         summary.images_per_s,
         summary.texts_per_s,
         summary.io_s,
         job.io_workers,
         summary.image_compute_s,
+        summary.faces_compute_s,
         if summary.interrupted { "; INTERRUPTED: run again with --resume to continue" } else { "" },
     );
-    if pipeline.model.config.random_weights {
+    if let Some(c) = clip.as_ref().filter(|c| c.model.config.random_weights) {
         eprintln!(
             "warning: the CLIP weights in {} are RANDOM (offline export); embeddings are meaningless",
-            pipeline.model.dir.display()
+            c.model.dir.display()
+        );
+    }
+    if let Some(f) = faces.as_ref().filter(|f| f.info().random_weights) {
+        eprintln!(
+            "warning: the face models in {} are offline STAND-INS; detections and embeddings are not real",
+            f.info().dir.display()
         );
     }
     let metadata_path = args.metadata.clone().or_else(|| args.out.as_ref().map(|o| o.with_extension("meta.json")));
     if let Some(path) = metadata_path {
-        let config = &pipeline.model.config;
         let meta = RunMetadata {
             switchyard_version: env!("CARGO_PKG_VERSION"),
             started_unix_s: started,
@@ -289,13 +331,14 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             gpu_name: None,
             gpu_memory_bytes: None,
             mps_available: false,
-            clip: ClipFacts {
-                model: config.model.clone(),
-                pretrained: config.pretrained.clone(),
-                random_weights: config.random_weights,
-                engine: format!("{:?}", pipeline.model.engine).to_lowercase(),
-                runs_on: pipeline.model.device().to_string(),
-            },
+            clip: clip.as_ref().map(|c| ClipFacts {
+                model: c.model.config.model.clone(),
+                pretrained: c.model.config.pretrained.clone(),
+                random_weights: c.model.config.random_weights,
+                engine: format!("{:?}", c.model.engine).to_lowercase(),
+                runs_on: c.model.device().to_string(),
+            }),
+            faces: faces.as_ref().map(|f| f.info().clone()),
             inputs,
             summary: &summary,
         }

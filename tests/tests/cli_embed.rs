@@ -56,7 +56,7 @@ fn embeds_images_and_texts_and_reports_bad_files_without_stopping() {
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "exit 3 when some inputs failed: {stderr}");
-    assert!(stderr.contains("embedded 2 images (1 errors) and 3 texts on cpu"), "{stderr}");
+    assert!(stderr.contains("embedded 2 images (1 errors, 0 faces) and 3 texts on cpu"), "{stderr}");
     assert!(stderr.contains("images/s") && stderr.contains("RANDOM"), "{stderr}");
     let records = lines(&out);
     assert_eq!(records.len(), 6);
@@ -120,4 +120,29 @@ fn bad_settings_and_missing_models_are_clear_errors() {
     let o = embed(&[], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to embed"));
+}
+
+#[test]
+fn faces_alone_or_with_clip() {
+    let dir = temp_dir("cli-faces");
+    let group = photo("insightface/data/images/t1.jpg");
+    for (flags, clip) in [(vec!["--faces"], false), (vec!["--faces", "--clip"], true)] {
+        let out = dir.join("faces.jsonl");
+        let mut args = vec![group.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend(flags.iter().copied());
+        let o = embed(&args, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r = &lines(&out)[0];
+        assert_eq!(r["embedding"].is_array(), clip, "{flags:?}");
+        let faces = r["faces"].as_array().unwrap();
+        assert!(!faces.is_empty(), "the group photo has faces");
+        for f in faces {
+            assert_eq!(f["bbox"].as_array().unwrap().len(), 4);
+            assert_eq!(f["landmarks"].as_array().unwrap().len(), 5);
+            assert_eq!(f["embedding"].as_array().unwrap().len(), 512);
+        }
+        let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("faces.meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["faces"]["detector_device"], "CPUExecutionProvider");
+        assert_eq!(meta["clip"].is_object(), clip);
+    }
 }

@@ -77,6 +77,16 @@ impl ClipPipeline {
         Ok(self.prepare_image_sized(bytes)?.0)
     }
 
+    /// Decodes an image with this pipeline's limits.
+    pub fn decode(&self, bytes: &[u8]) -> Result<crate::image::decode::RgbImage, PipelineError> {
+        Ok(decode_rgb(bytes, &self.limits)?)
+    }
+
+    /// Preprocesses an already decoded image: `[3, S, S]` floats.
+    pub fn prepare_decoded(&self, rgb: &crate::image::decode::RgbImage) -> Vec<f32> {
+        preprocess(rgb, &self.preprocess)
+    }
+
     /// [`ClipPipeline::prepare_image`], also returning the decoded (width, height).
     pub fn prepare_image_sized(&self, bytes: &[u8]) -> Result<(Vec<f32>, (u32, u32)), PipelineError> {
         let rgb = decode_rgb(bytes, &self.limits)?;

@@ -50,7 +50,9 @@ pub struct RunMetadata<'a> {
     pub gpu_name: Option<String>,
     pub gpu_memory_bytes: Option<u64>,
     pub mps_available: bool,
-    pub clip: ClipFacts,
+    pub clip: Option<ClipFacts>,
+    /// The face models, where each runs, whether they are stand-ins.
+    pub faces: Option<crate::faces::pipeline::FaceModelInfo>,
     pub inputs: InputFacts,
     pub summary: &'a EmbedSummary,
 }

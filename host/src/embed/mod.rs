@@ -1,9 +1,11 @@
-//! `switchyard embed`: CLIP embeddings for photo libraries and texts, as
-//! JSON lines, with a run metadata file.
+//! `switchyard embed`: CLIP embeddings and faces for photo libraries, and
+//! CLIP embeddings for texts, as JSON lines, with a run metadata file.
 //!
-//! Image files are read, decoded and preprocessed on `io_workers` threads
-//! while the device runs the previous batch; results are put back in input
-//! order before batching, so the output order is the input order. A file
+//! Image files are read and decoded once, on `io_workers` threads, which
+//! also preprocess for CLIP and run face detection + recognition (the face
+//! models are small and per image) while the main thread runs the previous
+//! CLIP batch on the device; results are put back in input order before
+//! batching, so the output order is the input order. A file
 //! that cannot be read or decoded becomes an error line and the run goes on.
 //! A stop request (Ctrl-C) stops the readers, embeds what is already
 //! prepared, flushes and returns: the output stays valid for `--resume`.
@@ -23,11 +25,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::clip::pipeline::ClipPipeline;
+use crate::faces::pipeline::{Face, FacePipeline};
 use crate::util::error_chain;
 use output::Record;
 use progress::Progress;
 
 pub use walk::{expand_paths, Shard, IMAGE_EXTENSIONS};
+
+/// The models a run uses: CLIP, faces, or both.
+pub struct Pipelines<'a> {
+    pub clip: Option<&'a ClipPipeline>,
+    pub faces: Option<&'a FacePipeline>,
+}
 
 /// What to embed and how.
 #[derive(Debug, Clone)]
@@ -59,33 +68,61 @@ pub struct EmbedSummary {
     pub image_compute_s: f64,
     /// Time spent tokenizing and embedding texts.
     pub text_s: f64,
+    /// Summed time the workers spent on face detection + recognition.
+    pub faces_compute_s: f64,
+    /// Faces found.
+    pub faces: usize,
     pub images_per_s: f64,
     pub texts_per_s: f64,
 }
 
 const ERROR_SAMPLES: usize = 50;
 
-type Prepared = (usize, Result<(Vec<f32>, [u32; 2], u64), String>, Duration);
+/// One decoded image's results before its CLIP batch runs.
+struct Item {
+    pixels: Option<Vec<f32>>,
+    size: [u32; 2],
+    bytes: u64,
+    faces: Option<Vec<Face>>,
+    faces_s: f64,
+}
+
+type Slot = (usize, Result<Item, String>);
+type Prepared = (usize, Result<Item, String>, Duration);
+
+/// Reads and decodes one file once, then prepares it for CLIP and runs faces on it.
+fn prepare(p: &Pipelines<'_>, path: &std::path::Path) -> Result<Item, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let rgb = match (p.clip, p.faces) {
+        (Some(clip), _) => clip.decode(&bytes).map_err(|e| error_chain(&e))?,
+        (None, Some(faces)) => faces.prepare_image(&bytes).map_err(|e| error_chain(&e))?,
+        (None, None) => return Err("no model selected: use --clip and/or --faces".into()),
+    };
+    let pixels = p.clip.map(|clip| clip.prepare_decoded(&rgb));
+    let t = Instant::now();
+    let faces = match p.faces {
+        Some(f) => Some(f.detect_and_embed(&[&rgb]).map_err(|e| error_chain(&e))?.pop().unwrap_or_default()),
+        None => None,
+    };
+    let faces_s = t.elapsed().as_secs_f64();
+    Ok(Item { pixels, size: [rgb.width(), rgb.height()], bytes: bytes.len() as u64, faces, faces_s })
+}
 
 /// Runs the job, writing one JSON line per input to `out`. `stop` ends it early, cleanly.
-pub fn run(
-    pipeline: &ClipPipeline,
-    job: &EmbedJob,
-    out: &mut dyn Write,
-    stop: &AtomicBool,
-) -> anyhow::Result<EmbedSummary> {
+pub fn run(p: &Pipelines<'_>, job: &EmbedJob, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::Result<EmbedSummary> {
     let start = Instant::now();
     let mut summary = EmbedSummary::default();
     let batch_size = job.batch_size.max(1);
 
     let text_start = Instant::now();
-    for chunk in job.texts.chunks(batch_size) {
+    let texts: &[String] = if p.clip.is_some() { &job.texts } else { &[] };
+    for chunk in texts.chunks(batch_size) {
         if stop.load(Ordering::Relaxed) {
             summary.interrupted = true;
             break;
         }
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let embeddings = pipeline.embed_texts(&refs)?;
+        let embeddings = p.clip.expect("texts only with CLIP").embed_texts(&refs)?;
         for (text, e) in chunk.iter().zip(&embeddings) {
             write_record(out, Record { kind: "text", text: Some(text), embedding: Some(e), ..empty() })?;
         }
@@ -108,10 +145,7 @@ pub fn run(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = job.images.get(i) else { break };
                 let t = Instant::now();
-                let result = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}")).and_then(|bytes| {
-                    let (pixels, (w, h)) = pipeline.prepare_image_sized(&bytes).map_err(|e| error_chain(&e))?;
-                    Ok((pixels, [w, h], bytes.len() as u64))
-                });
+                let result = prepare(p, path);
                 if tx.send((i, result, t.elapsed())).is_err() {
                     break;
                 }
@@ -131,14 +165,14 @@ pub fn run(
                 batch.push((expected, result));
                 expected += 1;
                 if ready == batch_size {
-                    flush(pipeline, job, &mut batch, out, &mut summary)?;
+                    flush(p, job, &mut batch, out, &mut summary)?;
                     progress.update((summary.images + summary.errors) as u64, summary.errors as u64);
                     ready = 0;
                 }
             }
         }
         // Readers stop at the next file after a stop request; whatever arrived in order is still embedded.
-        flush(pipeline, job, &mut batch, out, &mut summary)
+        flush(p, job, &mut batch, out, &mut summary)
     })?;
     progress.update((summary.images + summary.errors) as u64, summary.errors as u64);
     progress.finish();
@@ -153,13 +187,11 @@ pub fn run(
 }
 
 fn empty<'a>() -> Record<'a> {
-    Record { kind: "image", path: None, text: None, size: None, bytes: None, embedding: None, error: None }
+    Record { kind: "image", path: None, text: None, size: None, bytes: None, embedding: None, faces: None, error: None }
 }
 
-type Slot = (usize, Result<(Vec<f32>, [u32; 2], u64), String>);
-
 fn flush(
-    pipeline: &ClipPipeline,
+    p: &Pipelines<'_>,
     job: &EmbedJob,
     batch: &mut Vec<Slot>,
     out: &mut dyn Write,
@@ -168,17 +200,29 @@ fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let refs: Vec<&[f32]> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().map(|(p, _, _)| p.as_slice())).collect();
+    let refs: Vec<&[f32]> = batch.iter().filter_map(|(_, r)| r.as_ref().ok()?.pixels.as_deref()).collect();
     let t = Instant::now();
-    let mut embeddings = pipeline.embed_prepared(&refs)?.into_iter();
+    let mut embeddings = match p.clip {
+        Some(clip) if !refs.is_empty() => clip.embed_prepared(&refs)?.into_iter(),
+        _ => Vec::new().into_iter(),
+    };
     summary.image_compute_s += t.elapsed().as_secs_f64();
-    summary.images += refs.len();
     for (i, result) in batch.drain(..) {
         let path = Some(job.images[i].as_path());
         match result {
-            Ok((_, size, bytes)) => {
-                let e = embeddings.next().expect("one embedding per prepared image");
-                let record = Record { path, size: Some(size), bytes: Some(bytes), embedding: Some(&e), ..empty() };
+            Ok(item) => {
+                summary.images += 1;
+                summary.faces_compute_s += item.faces_s;
+                summary.faces += item.faces.as_ref().map_or(0, Vec::len);
+                let e = item.pixels.as_ref().map(|_| embeddings.next().expect("one embedding per prepared image"));
+                let record = Record {
+                    path,
+                    size: Some(item.size),
+                    bytes: Some(item.bytes),
+                    embedding: e.as_deref(),
+                    faces: item.faces.as_deref(),
+                    ..empty()
+                };
                 write_record(out, record)?;
             }
             Err(error) => {

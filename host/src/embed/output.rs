@@ -29,6 +29,9 @@ pub struct Record<'a> {
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<&'a [f32]>,
+    /// With `--faces`: every face found (box, score, landmarks, embedding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faces: Option<&'a [crate::faces::pipeline::Face]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
