@@ -175,6 +175,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         clip_dir: args.models.clip_dir(),
         clip_engine: args.models.engine()?,
         clip_pretrained: Some(args.models.clip_pretrained.clone()),
+        face_dir: args.models.face_dir(),
+        face_model_name: args.models.face_model_name.clone(),
     };
     switchyard::server::serve(args.server_config(), plan)?;
     Ok(ExitCode::SUCCESS)

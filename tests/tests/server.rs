@@ -115,7 +115,8 @@ fn info_reports_the_device_plugin_and_models() {
     assert_eq!(i["plugin"]["name"], "backend-cpu");
     assert!(i["hardware"].is_object() && i["onnx_providers"].is_array(), "{i}");
     assert_eq!(i["models"][0]["name"], "ViT-B-32");
-    assert_eq!(i["models"][0]["engine"], "torchscript");
+    // CLIP_ENGINE=auto runs ONNX on the CPU (host/src/clip/model.rs `default_engine`).
+    assert_eq!(i["models"][0]["engine"], "onnx");
     assert_eq!(i["random_weights"], true);
 }
 
@@ -192,7 +193,7 @@ fn metrics_count_requests_and_batches_with_a_device_label() {
         "switchyard_batch_size_bucket{model=\"text\",le=\"1\"}",
         "switchyard_queue_duration_seconds_count{model=\"text\"}",
         "switchyard_inference_duration_seconds_sum{model=\"text\"}",
-        "switchyard_device_info{device=\"cpu\",plugin=\"backend-cpu\",engine=\"torchscript\"} 1",
+        "switchyard_device_info{device=\"cpu\",plugin=\"backend-cpu\",engine=\"onnx\"} 1",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }

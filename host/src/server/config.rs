@@ -80,11 +80,63 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_PREPROCESS_WORKERS", default_value_t = 0)]
     pub preprocess_workers: usize,
     #[command(flatten)]
+    pub faces: FaceArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub plugins: PluginArgs,
     #[command(flatten)]
     pub models: ModelArgs,
+}
+
+/// `POST /v1/faces` settings (insightface's `FaceAnalysis` defaults).
+#[derive(Debug, Clone, Args)]
+pub struct FaceArgs {
+    /// Do not load the face models; `POST /v1/faces` answers 503 `faces_unavailable`.
+    #[arg(long = "no-faces", env = "SWITCHYARD_FACES", action = clap::ArgAction::SetFalse)]
+    pub faces: bool,
+    /// Detector input size, `WxH` or `N` for a square (multiples of 32).
+    #[arg(long, env = "SWITCHYARD_FACE_DET_SIZE", default_value = "640x640", value_parser = parse_det_size)]
+    pub face_det_size: (usize, usize),
+    /// Minimum detection score (insightface `det_thresh`).
+    #[arg(long, env = "SWITCHYARD_FACE_DET_THRESHOLD", default_value_t = 0.5)]
+    pub face_det_threshold: f32,
+    /// NMS IoU above which the lower-scored of two boxes is dropped.
+    #[arg(long, env = "SWITCHYARD_FACE_NMS_THRESHOLD", default_value_t = 0.4)]
+    pub face_nms_threshold: f32,
+    /// Keep at most this many faces per image, largest and most central first (0: all).
+    #[arg(long, env = "SWITCHYARD_FACE_MAX_NUM", default_value_t = 0)]
+    pub face_max_num: usize,
+    /// Images that may wait in the face queue (decoded, full size: bounds memory); beyond it 429.
+    #[arg(long, env = "SWITCHYARD_FACE_QUEUE_CAPACITY", default_value_t = 128)]
+    pub face_queue_capacity: usize,
+}
+
+fn parse_det_size(value: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{value}` is not a detector size; use WxH or N with multiples of 32, e.g. 640x640");
+    let (w, h) = match value.trim().split_once(['x', 'X']) {
+        Some((w, h)) => (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?),
+        None => {
+            let n = value.trim().parse().map_err(|_| bad())?;
+            (n, n)
+        }
+    };
+    if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// The face settings in effect.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FaceConfig {
+    pub enabled: bool,
+    pub det_size: (usize, usize),
+    pub det_threshold: f32,
+    pub nms_threshold: f32,
+    pub max_num: usize,
+    /// The face queue's batching (its own capacity).
+    pub batch: BatchConfig,
 }
 
 /// Batching settings of one model queue.
@@ -113,6 +165,7 @@ pub struct ServerConfig {
     pub api_key: Option<Secret>,
     pub batch: BatchConfig,
     pub limits: Limits,
+    pub faces: FaceConfig,
 }
 
 impl ServeArgs {
@@ -124,10 +177,20 @@ impl ServeArgs {
             (self.max_batch_size.max(1), Duration::from_millis(self.max_wait_ms))
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let batch = BatchConfig { max_batch_size, max_wait, queue_capacity: self.queue_capacity.max(1) };
+        let f = &self.faces;
         ServerConfig {
             addr: SocketAddr::new(self.host, self.port),
             api_key: self.api_key.clone().filter(|k| !k.0.is_empty()),
-            batch: BatchConfig { max_batch_size, max_wait, queue_capacity: self.queue_capacity.max(1) },
+            batch,
+            faces: FaceConfig {
+                enabled: f.faces,
+                det_size: f.face_det_size,
+                det_threshold: f.face_det_threshold,
+                nms_threshold: f.face_nms_threshold,
+                max_num: f.face_max_num,
+                batch: BatchConfig { queue_capacity: f.face_queue_capacity.max(1), ..batch },
+            },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 max_items: self.max_items.max(1),
@@ -148,5 +211,27 @@ mod tests {
         let key = Secret("hunter2".into());
         assert_eq!(format!("{key:?}"), "***");
         assert_eq!(serde_json::to_string(&key).unwrap(), "\"***\"");
+    }
+
+    #[test]
+    fn detector_sizes_are_multiples_of_32() {
+        assert_eq!(parse_det_size("640"), Ok((640, 640)));
+        assert_eq!(parse_det_size("640x480"), Ok((640, 480)));
+        assert!(parse_det_size("650").is_err());
+        assert!(parse_det_size("0x640").is_err());
+        assert!(parse_det_size("big").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        faces: FaceArgs,
+    }
+
+    #[test]
+    fn faces_are_on_unless_switched_off() {
+        use clap::Parser;
+        assert!(Cli::parse_from(["x"]).faces.faces);
+        assert!(!Cli::parse_from(["x", "--no-faces"]).faces.faces);
     }
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::clip::pipeline::PipelineError;
+use crate::faces::FaceError;
 use crate::image::decode::DecodeError;
 
 /// Why a request failed.
@@ -52,6 +53,9 @@ pub enum ApiError {
     Overloaded { model: &'static str, capacity: usize },
     #[error("the models are still loading; poll /ready and retry")]
     NotReady,
+    /// The face models were not loaded (missing, or switched off); the message says how to fix it.
+    #[error("face detection is not available on this server: {0}")]
+    FacesUnavailable(String),
     #[error("the server is shutting down; retry on another instance")]
     ShuttingDown,
     /// The model failed while running a batch.
@@ -88,7 +92,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotReady | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::ShuttingDown | ApiError::FacesUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Inference(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +116,7 @@ impl ApiError {
             ApiError::InvalidImage { .. } => "invalid_image",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::NotReady => "not_ready",
+            ApiError::FacesUnavailable(_) => "faces_unavailable",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Inference(_) => "inference_failed",
             ApiError::Internal(_) => "internal",
@@ -129,6 +136,14 @@ impl ApiError {
     pub fn from_pipeline(index: usize, e: PipelineError) -> Self {
         match e {
             PipelineError::Decode(d) => ApiError::from_decode(index, d),
+            other => ApiError::Internal(crate::util::error_chain(&other)),
+        }
+    }
+
+    /// Maps a face pipeline failure while decoding the `index`-th image.
+    pub fn from_face(index: usize, e: FaceError) -> Self {
+        match e {
+            FaceError::Decode(d) => ApiError::from_decode(index, d),
             other => ApiError::Internal(crate::util::error_chain(&other)),
         }
     }
@@ -187,7 +202,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let error_type = self.error_type();
-        if status.is_server_error() && !matches!(self, ApiError::NotReady | ApiError::ShuttingDown) {
+        let expected = matches!(self, ApiError::NotReady | ApiError::ShuttingDown | ApiError::FacesUnavailable(_));
+        if status.is_server_error() && !expected {
             tracing::error!(error = %self, error_type, "request failed");
         } else {
             tracing::debug!(error = %self, error_type, status = status.as_u16(), "request refused");
@@ -197,7 +213,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        // Retrying helps when the server is busy or loading, not when the face models are absent.
+        let transient = !matches!(self, ApiError::FacesUnavailable(_));
+        if transient && (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response.extensions_mut().insert(ErrorType(error_type));

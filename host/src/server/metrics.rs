@@ -87,15 +87,16 @@ pub struct Metrics {
     queue_duration: Histogram,
     preprocess_duration: Histogram,
     inference_duration: Histogram,
-    queue_size: [AtomicI64; 2],
+    queue_size: [AtomicI64; 3],
     device: Mutex<Option<String>>,
 }
 
-/// The two model queues.
+/// The model queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
     Text,
     Image,
+    Faces,
 }
 
 impl Queue {
@@ -103,6 +104,7 @@ impl Queue {
         match self {
             Queue::Text => "text",
             Queue::Image => "image",
+            Queue::Faces => "faces",
         }
     }
 }
@@ -121,7 +123,7 @@ impl Default for Metrics {
             queue_duration: Histogram::new(DURATION_BUCKETS),
             preprocess_duration: Histogram::new(DURATION_BUCKETS),
             inference_duration: Histogram::new(DURATION_BUCKETS),
-            queue_size: [AtomicI64::new(0), AtomicI64::new(0)],
+            queue_size: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)],
             device: Mutex::new(None),
         }
     }
@@ -146,9 +148,9 @@ impl Metrics {
         self.inference_duration.observe(labels, inference.as_secs_f64());
     }
 
-    /// Records the decode + preprocess time of one image.
-    pub fn preprocess(&self, took: Duration) {
-        self.preprocess_duration.observe(String::new(), took.as_secs_f64());
+    /// Records the decode + preprocess time of one image bound for `queue`.
+    pub fn preprocess(&self, queue: Queue, took: Duration) {
+        self.preprocess_duration.observe(format!("model=\"{}\"", queue.name()), took.as_secs_f64());
     }
 
     /// Adds `delta` items to a queue's size.
@@ -182,7 +184,7 @@ impl Metrics {
             out,
             "# HELP switchyard_queue_size Items waiting in each model queue.\n# TYPE switchyard_queue_size gauge"
         );
-        for q in [Queue::Text, Queue::Image] {
+        for q in [Queue::Text, Queue::Image, Queue::Faces] {
             let _ = writeln!(
                 out,
                 "switchyard_queue_size{{model=\"{}\"}} {}",

@@ -3,7 +3,9 @@
 //! - [`config`]: flags and env, the effective configuration;
 //! - [`routes`]: the router, one module per group of routes;
 //! - [`input`]: request bodies to model inputs, with the limits;
+//! - [`prepare`]: image decoding on the blocking pool, in parallel;
 //! - [`batcher`]: one queue and one worker thread per model (dynamic batching);
+//! - [`face_service`]: the face models behind their queue, or why they are absent;
 //! - [`error`]: the one error type and its status table;
 //! - [`middleware`]: request id, tracing span, metrics, API key;
 //! - [`metrics`]: the Prometheus counters and histograms;
@@ -17,9 +19,11 @@
 pub mod batcher;
 pub mod config;
 pub mod error;
+pub mod face_service;
 pub mod input;
 pub mod metrics;
 pub mod middleware;
+pub mod prepare;
 pub mod routes;
 pub mod state;
 

@@ -3,7 +3,7 @@
 //!
 //! The server listens before the models are loaded, so that `/health`
 //! answers and `/ready` says 503 while the plugin is selected and the towers
-//! load and warm up (seconds). [`Models`] is set exactly once, when all of it
+//! and the face models load and warm up (seconds). [`Models`] is set exactly once, when all of it
 //! is done; every model route answers 503 `not_ready` until then.
 
 use std::path::PathBuf;
@@ -15,10 +15,12 @@ use tokio::sync::Semaphore;
 use super::batcher::Batcher;
 use super::config::ServerConfig;
 use super::error::ApiError;
+use super::face_service::{FaceModelReport, FaceService};
 use super::metrics::{Metrics, Queue};
 use crate::clip::model::ClipEngine;
 use crate::clip::pipeline::{ClipPipeline, PipelineError};
 use crate::config::DeviceSettings;
+use crate::faces::FaceError;
 use crate::image::decode::DecodeLimits;
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
 
@@ -31,6 +33,9 @@ pub struct LoadPlan {
     /// `None`: the default engine for the selected device.
     pub clip_engine: Option<ClipEngine>,
     pub clip_pretrained: Option<String>,
+    /// `MODEL_DIR/faces/FACE_MODEL_NAME`.
+    pub face_dir: PathBuf,
+    pub face_model_name: String,
 }
 
 /// Why the models could not be loaded.
@@ -40,11 +45,31 @@ pub enum LoadError {
     Runtime(#[from] RuntimeError),
     #[error("the CLIP model could not be loaded")]
     Pipeline(#[from] PipelineError),
+    #[error("the face models could not be loaded (start with --no-faces to serve CLIP alone)")]
+    Faces(#[from] FaceError),
     #[error("cannot start a model worker thread")]
     Worker(#[source] std::io::Error),
 }
 
-/// A loaded model, as `/info` lists it.
+/// A model as `/info` lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ModelEntry {
+    Clip(ModelReport),
+    Faces(FaceModelReport),
+}
+
+impl ModelEntry {
+    /// Whether it runs offline stand-in weights.
+    pub fn random_weights(&self) -> bool {
+        match self {
+            ModelEntry::Clip(m) => m.random_weights,
+            ModelEntry::Faces(m) => m.random_weights,
+        }
+    }
+}
+
+/// The loaded CLIP model, as `/info` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
     pub name: String,
@@ -64,13 +89,16 @@ pub struct Models {
     pub clip: Arc<ClipPipeline>,
     pub text: Batcher<String, Vec<f32>>,
     pub image: Batcher<Vec<f32>, Vec<f32>>,
-    pub report: Vec<ModelReport>,
+    /// The face pipeline and its queue, or why it is absent.
+    pub faces: FaceService,
+    pub report: Vec<ModelEntry>,
     /// Kept last: the plugin must outlive the pipelines and workers.
     pub runtime: Runtime,
 }
 
 impl Models {
-    /// Selects the device, loads and warms up CLIP, starts the two workers. Blocking (seconds).
+    /// Selects the device, loads and warms up CLIP and the face models, starts
+    /// the workers. Blocking (seconds).
     pub fn load(plan: &LoadPlan, config: &ServerConfig, metrics: &Arc<Metrics>) -> Result<Models, LoadError> {
         let runtime = Runtime::start(&plan.settings, &plan.runtime)?;
         let engine = plan.clip_engine.unwrap_or_else(|| crate::clip::model::default_engine(runtime.selection.kind));
@@ -113,7 +141,15 @@ impl Models {
             .map_err(LoadError::Worker)?
         };
         let c = &clip.model.config;
-        let report = vec![ModelReport {
+        let faces = FaceService::load(
+            runtime.backend.clone(),
+            &plan.face_dir,
+            &plan.face_model_name,
+            &config.faces,
+            limits,
+            metrics,
+        )?;
+        let clip_report = ModelReport {
             name: c.model.clone(),
             kind: "clip",
             engine,
@@ -124,14 +160,17 @@ impl Models {
             pretrained: c.pretrained.clone(),
             random_weights: c.random_weights,
             dir: clip.model.dir.clone(),
-        }];
-        Ok(Models { clip, text, image, report, runtime })
+        };
+        let report =
+            vec![ModelEntry::Clip(clip_report), ModelEntry::Faces(faces.report(&plan.face_model_name, &config.faces))];
+        Ok(Models { clip, text, image, faces, report, runtime })
     }
 
-    /// Stops both workers after they finish what is queued.
+    /// Stops the workers after they finish what is queued.
     pub fn close(&self) {
         self.text.close();
         self.image.close();
+        self.faces.close();
     }
 }
 

@@ -1,11 +1,11 @@
 //! `POST /v1/embed/text` and `POST /v1/embed/image`.
 //!
-//! Images are decoded and preprocessed on tokio's blocking pool (at most
-//! `preprocess_workers` at once), so decoding overlaps the batch the model
-//! worker is running; texts are tokenized by the worker, with the batch.
+//! Images are decoded and preprocessed on tokio's blocking pool
+//! ([`prepare_all`]), so decoding overlaps the batch the model worker is
+//! running; texts are tokenized by the worker, with the batch.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
@@ -18,7 +18,9 @@ use serde::Serialize;
 use crate::server::batcher::Done;
 use crate::server::error::{ApiError, Rejection};
 use crate::server::input::{read_images, TextRequest};
+use crate::server::metrics::Queue;
 use crate::server::middleware::RequestId;
+use crate::server::prepare::prepare_all;
 use crate::server::state::{AppState, Models};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -76,32 +78,11 @@ async fn embed_image(
 ) -> Result<impl IntoResponse, ApiError> {
     let models = state.models()?;
     let files = read_images(req, &state.config.limits).await?;
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(files.len());
-    for bytes in files {
-        let clip = models.clip.clone();
-        let state = state.clone();
-        let span = tracing::Span::current();
-        tasks.push(tokio::spawn(async move {
-            let _permit = state.preprocess.acquire().await.map_err(|_| ApiError::ShuttingDown)?;
-            let metrics = state.metrics.clone();
-            tokio::task::spawn_blocking(move || {
-                let _entered = span.enter();
-                let t = Instant::now();
-                let prepared = clip.prepare_image(&bytes);
-                metrics.preprocess(t.elapsed());
-                prepared
-            })
-            .await
-            .map_err(|e| ApiError::Internal(format!("image preprocessing stopped: {e}")))
-        }));
-    }
-    let mut prepared = Vec::with_capacity(tasks.len());
-    for (index, task) in tasks.into_iter().enumerate() {
-        let result = task.await.map_err(|e| ApiError::Internal(format!("image preprocessing stopped: {e}")))??;
-        prepared.push(result.map_err(|e| ApiError::from_pipeline(index, e))?);
-    }
-    let preprocess = started.elapsed();
+    let clip = models.clip.clone();
+    let (prepared, preprocess) = prepare_all(&state, Queue::Image, files, move |index, bytes| {
+        clip.prepare_image(bytes).map_err(|e| ApiError::from_pipeline(index, e))
+    })
+    .await?;
     let done = models.image.submit(prepared, &id.0).await?;
     Ok(respond(models, done, Some(preprocess)))
 }

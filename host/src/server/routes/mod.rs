@@ -1,11 +1,12 @@
 //! The router: which path goes to which handler, and which layers wrap them.
 //!
 //! Model routes are grouped in [`api`], behind the API key; `/health` and
-//! `/ready` stay open for orchestrators' probes. A new model route (e.g.
-//! `POST /v1/faces`, with its own queue in [`Models`](super::state::Models))
-//! is a module here with a `routes()` function merged in [`api`].
+//! `/ready` stay open for orchestrators' probes. A model route is a module
+//! here with a `routes()` function merged in [`api`]; its queue lives in
+//! [`Models`](super::state::Models).
 
 mod embed;
+mod faces;
 mod openai;
 mod ops;
 
@@ -42,6 +43,7 @@ fn api(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/info", get(ops::info))
         .route("/metrics", get(ops::metrics))
         .merge(embed::routes())
+        .merge(faces::routes())
         .merge(openai::routes())
         .route_layer(from_fn_with_state(state, require_key))
 }

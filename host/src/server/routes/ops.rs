@@ -40,9 +40,10 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "backend_extra": report.backend_extra,
         "startup_ms": report.startup_ms,
         "models": models.report,
-        "random_weights": models.report.iter().any(|m| m.random_weights),
+        "random_weights": models.report.iter().any(|m| m.random_weights()),
         "batching": state.config.batch,
         "limits": state.config.limits,
+        "faces": state.config.faces,
     })))
 }
 
