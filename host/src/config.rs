@@ -140,17 +140,9 @@ pub struct ModelArgs {
     /// Which exported CLIP files to run: auto (the faster on this device, by measurement), torchscript or onnx.
     #[arg(long, env = "CLIP_ENGINE", default_value = "auto")]
     pub clip_engine: String,
-    /// The face models (a folder under MODEL_DIR/faces/ holding det_10g.onnx and w600k_r50.onnx).
-    #[arg(long, env = "FACE_MODEL_NAME", default_value = "buffalo_l")]
-    pub face_model_name: String,
 }
 
 impl ModelArgs {
-    /// `MODEL_DIR/faces/FACE_MODEL_NAME`.
-    pub fn faces_dir(&self) -> PathBuf {
-        self.model_dir.join("faces").join(&self.face_model_name)
-    }
-
     /// `MODEL_DIR/clip/CLIP_MODEL_NAME`.
     pub fn clip_dir(&self) -> PathBuf {
         self.model_dir.join("clip").join(&self.clip_model_name)

@@ -255,7 +255,7 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     };
     let faces = args
         .faces
-        .then(|| FacePipeline::load(runtime.backend.clone(), &args.models.faces_dir(), face_options))
+        .then(|| FacePipeline::load(runtime.backend.clone(), &args.models.face_dir(), face_options))
         .transpose()?;
     let pipelines = Pipelines { clip: clip.as_ref(), faces: faces.as_ref() };
 
