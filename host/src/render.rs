@@ -81,6 +81,20 @@ pub fn render(out: &ProbeOutput) -> String {
                 d.build.iter().filter(|(k, _)| k != "torch_lib").map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(s, "      {} {} {}", d.name, d.version, build.join(" "));
         }
+        if let Some(b) = &p.backend {
+            let get = |k: &str| b.extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+            let onnx = match (get("onnx_runs_on"), get("onnx_unavailable")) {
+                (Some(on), _) => format!("ONNX models run on {on} (tries {})", b.onnx_providers.join(" > ")),
+                (None, Some(why)) => format!("ONNX Runtime unavailable: {why}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "      opened on {}; TorchScript dtype {}; {onnx}",
+                b.device,
+                get("torch_dtype").unwrap_or("?")
+            );
+        }
     }
     if out.plugins.is_empty() && out.plugin_folder_error.is_none() {
         let _ = writeln!(s, "  (plugins not inspected)");

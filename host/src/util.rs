@@ -21,3 +21,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     message
 }
+
+/// Logs what the plugin noted while loading a model (e.g. execution providers
+/// skipped, with the reason), so an operator sees why a model runs where it runs.
+pub fn log_model_notes(model: &str, info: &switchyard_core::abi::ModelInfo) {
+    tracing::info!(model, engine = %info.engine, runs_on = %info.device, "model loaded");
+    for (key, value) in switchyard_core::abi::kv_to_vec(&info.extra) {
+        tracing::warn!(model, "{key}: {value}");
+    }
+}

@@ -70,6 +70,20 @@ fn the_table_names_the_selected_device() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("selected      cpu via"), "{text}");
     assert!(text.contains("libbackend_cuda.so") && text.contains("abi 1.0"), "{text}");
+    assert!(text.contains("ONNX models run on CPUExecutionProvider"), "{text}");
+}
+
+#[test]
+fn onnx_providers_override_is_reported_and_unavailable_ones_are_skipped() {
+    let out = probe(&real_plugins("eps"), &[("DEVICE", "cpu"), ("ONNX_PROVIDERS", "cuda")], true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    let cpu = r["plugins"].as_array().unwrap().iter().find(|p| p["named_kind"] == "cpu").unwrap();
+    let backend = &cpu["backend"];
+    assert_eq!(backend["onnx_providers"], serde_json::json!(["CUDAExecutionProvider", "CPUExecutionProvider"]));
+    let runs_on = backend["extra"].as_array().unwrap().iter().find(|kv| kv[0] == "onnx_runs_on").unwrap();
+    // This ONNX Runtime (the CPU wheel) has no CUDA provider: ONNX models run on the CPU one.
+    assert_eq!(runs_on[1], "CPUExecutionProvider");
 }
 
 #[test]

@@ -86,13 +86,30 @@ impl EngineBackend {
 
 impl Backend for EngineBackend {
     fn info(&self) -> BackendInfo {
+        // Which provider ONNX models will get: the first of the plan this
+        // ONNX Runtime build has (registration can still fail per session;
+        // ModelInfo then says so). Loading ORT here is cheap (~50 ms, once).
+        let onnx = match crate::onnx::environment(self.config.onnx.ort_dylib.as_deref()) {
+            Ok(_) => {
+                let compiled = crate::providers::compiled_in();
+                let runs_on = self.config.onnx.providers.iter().find(|p| compiled.contains(p));
+                let names: Vec<&str> = compiled.iter().map(|p| p.ort_name()).collect();
+                vec![
+                    ("onnx_runs_on", runs_on.map(|p| p.ort_name()).unwrap_or("CPUExecutionProvider").to_string()),
+                    ("onnx_providers_compiled_in", names.join(",")),
+                ]
+            }
+            Err(e) => vec![("onnx_unavailable", crate::error::describe(e))],
+        };
+        let mut extra = vec![
+            ("torch_dtype", format!("{:?}", self.config.torch_dtype.unwrap_or(DType::F32))),
+            ("threads", self.config.onnx.threads.to_string()),
+        ];
+        extra.extend(onnx);
         BackendInfo {
             device: RString::from(self.config.label.as_str()),
             onnx_providers: self.config.onnx.providers.iter().map(|p| RString::from(p.ort_name())).collect(),
-            extra: kv([
-                ("torch_dtype", format!("{:?}", self.config.torch_dtype.unwrap_or(DType::F32))),
-                ("threads", self.config.onnx.threads.to_string()),
-            ]),
+            extra: kv(extra),
         }
     }
 

@@ -92,3 +92,8 @@ impl From<EngineError> for BackendError {
         BackendError::new(e.code(), message)
     }
 }
+
+/// The error and its sources as one message (for key/value reports).
+pub fn describe(e: EngineError) -> String {
+    BackendError::from(e).message.to_string()
+}

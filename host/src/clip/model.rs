@@ -148,6 +148,8 @@ impl ClipModel {
         };
         let visual = load(visual_file, "visual")?;
         let textual = load(textual_file, "textual")?;
+        crate::util::log_model_notes("clip/visual", &visual);
+        crate::util::log_model_notes("clip/textual", &textual);
         if config.random_weights {
             tracing::warn!(model = %config.model, "serving RANDOM CLIP weights (offline export): embeddings are meaningless; export real weights with tools/export_clip.py --pretrained <tag>");
         }

@@ -145,6 +145,8 @@ impl FacePipeline {
         };
         let det = load(DETECTOR_FILE, "detector")?;
         let rec = load(RECOGNIZER_FILE, "recognizer")?;
+        crate::util::log_model_notes("faces/detector", &det);
+        crate::util::log_model_notes("faces/recognizer", &rec);
         if det.inputs.len() != 1 || det.outputs.len() != 9 {
             let detail = format!("{} inputs and {} outputs, expected 1 and 9", det.inputs.len(), det.outputs.len());
             return Err(FaceError::BadModel { model: "detector", detail });

@@ -35,6 +35,16 @@ pub struct ProbeSummary {
     pub extra: Vec<(String, String)>,
 }
 
+/// What an opened backend says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BackendSummary {
+    pub device: String,
+    /// ONNX execution providers it tries, in order.
+    pub onnx_providers: Vec<String>,
+    /// Facts such as `onnx_runs_on`, `onnx_providers_compiled_in`, `torch_dtype`.
+    pub extra: Vec<(String, String)>,
+}
+
 /// The first thing that went wrong.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Failure {
@@ -55,6 +65,9 @@ pub struct PluginReport {
     pub probe: Option<ProbeSummary>,
     /// Whether `open` + `health` succeeded (None: not attempted).
     pub opened: Option<bool>,
+    /// The open backend's own report: device, ONNX provider plan, where ONNX models run.
+    #[serde(default)]
+    pub backend: Option<BackendSummary>,
     pub failure: Option<Failure>,
     /// Wall time of the inspection, milliseconds.
     pub took_ms: f64,
@@ -69,6 +82,7 @@ impl PluginReport {
             description: None,
             probe: None,
             opened: None,
+            backend: None,
             failure: None,
             took_ms: 0.0,
         }
@@ -164,7 +178,15 @@ fn inspect_steps(mut report: PluginReport, path: &Path, config: &BackendConfig, 
     if open && probe.available {
         match plugin.open(config) {
             Ok(backend) => match backend.health().into_result() {
-                Ok(()) => report.opened = Some(true),
+                Ok(()) => {
+                    report.opened = Some(true);
+                    let info = backend.info();
+                    report.backend = Some(BackendSummary {
+                        device: info.device.to_string(),
+                        onnx_providers: info.onnx_providers.iter().map(|p| p.to_string()).collect(),
+                        extra: kv_to_vec(&info.extra),
+                    });
+                }
                 Err(source) => {
                     report.opened = Some(false);
                     return fail(report, LoadError::Call { path: path.into(), call: "health", source });
