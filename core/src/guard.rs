@@ -22,6 +22,22 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, BackendError>) -> RRes
     }
 }
 
+/// An error and all its sources, joined with ": " (skipping repeats). Used
+/// where a chain must become one message: across the C ABI, in reports.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
 /// Extracts the message of a panic payload.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -7,19 +7,16 @@ pub fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
-/// An error and all its sources, joined with ": " (skipping repeats).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
+pub use switchyard_core::guard::error_chain;
+
+/// Scales a vector to unit length (a zero vector stays zero), in f32 as numpy does.
+pub fn l2_normalize(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
     }
-    message
 }
 
 /// Logs what the plugin noted while loading a model (e.g. execution providers

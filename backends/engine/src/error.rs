@@ -79,16 +79,7 @@ impl From<EngineError> for BackendError {
     fn from(e: EngineError) -> Self {
         // The chain is flattened here only because it crosses the C ABI; the
         // host keeps the kind and the full message.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = s.source();
-        }
+        let message = switchyard_core::guard::error_chain(&e);
         BackendError::new(e.code(), message)
     }
 }

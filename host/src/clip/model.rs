@@ -228,15 +228,7 @@ impl ClipModel {
     }
 }
 
-/// Scales a vector to unit length (a zero vector stays zero).
-pub fn l2_normalize(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter().map(|x| x / norm).collect()
-    } else {
-        v.to_vec()
-    }
-}
+pub use crate::util::l2_normalize;
 
 #[cfg(test)]
 mod tests {

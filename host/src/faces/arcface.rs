@@ -25,15 +25,7 @@ pub fn blob(crops: &[&RgbImage], mean: f32, std: f32, out: &mut Vec<f32>) {
     }
 }
 
-/// Scales a vector to unit length (a zero vector stays zero), in f32 as numpy.
-pub fn l2_normalize(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter().map(|x| x / norm).collect()
-    } else {
-        v.to_vec()
-    }
-}
+pub use crate::util::l2_normalize;
 
 #[cfg(test)]
 mod tests {
