@@ -2,6 +2,7 @@
 # Builds the workspace in release: the host binary, the three plugins
 # (backend-cpu, backend-cuda, backend-mps) and the failure fixtures, then
 # copies the plugins into the plugin folder (plugins/).
+# Plugins are libbackend_<kind>.so on Linux, libbackend_<kind>.dylib on macOS.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -11,6 +12,7 @@ step "cargo build --release --workspace"
 cargo build --release --workspace --locked
 mkdir -p "$SWITCHYARD_PLUGIN_DIR"
 for kind in cpu cuda mps; do
-  install -m 0755 "target/release/libbackend_${kind}.so" "$SWITCHYARD_PLUGIN_DIR/libbackend_${kind}.so"
+  file="libbackend_${kind}.${DLL_EXT}"
+  install -m 0755 "target/release/$file" "$SWITCHYARD_PLUGIN_DIR/$file"
 done
 echo "plugins installed in $SWITCHYARD_PLUGIN_DIR" >&2

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by every ci/ script: the one place that says where the pinned
 # runtimes live, so nobody sets LD_LIBRARY_PATH or LIBTORCH by hand.
 #
@@ -13,10 +14,26 @@ export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
 # tch 0.24's build script asks the venv's python where torch 2.11.0 is.
 export LIBTORCH_USE_PYTORCH=1
-# Baked into the plugins as the default ONNX Runtime library (ORT_DYLIB_PATH overrides at run time).
-SWITCHYARD_ORT_DYLIB="$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.* 2>/dev/null | head -n 1 || true)"
-export SWITCHYARD_ORT_DYLIB
+# Shared-library suffix of the plugins on this platform, and the ONNX Runtime
+# library of the venv, baked into the plugins as the default (ORT_DYLIB_PATH
+# overrides at run time): the wheels ship libonnxruntime.so.1.31.1 on Linux and
+# libonnxruntime.1.31.1.dylib on macOS.
+shopt -s nullglob
+if [[ "$(uname -s)" == Darwin ]]; then
+  export DLL_EXT=dylib
+  ort_found=("$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.1.*.dylib)
+else
+  export DLL_EXT=so
+  ort_found=("$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.*)
+fi
+shopt -u nullglob
+export SWITCHYARD_ORT_DYLIB="${ort_found[0]:-}"
+unset ort_found
 export SWITCHYARD_PLUGIN_DIR="${SWITCHYARD_PLUGIN_DIR:-$ROOT/plugins}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*" >&2; }
+# SHA-256 of a file, hex: GNU coreutils on Linux, shasum on macOS.
+sha256() {
+  if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}

@@ -9,7 +9,8 @@ bash "$here/setup-venv.sh"
 bash "$here/build.sh"
 bash "$here/make-models.sh"
 source "$here/env.sh"
-site="$(ls -d "$VENV"/lib/python3*/site-packages | head -n 1)"
+sites=("$VENV"/lib/python3*/site-packages)
+site="${sites[0]}"
 step "switchyard embed (sample photos + captions) -> target/embeddings.jsonl"
 "$ROOT/target/release/switchyard" embed "$site/skimage/data" "$site/insightface/data/images" \
   --text "a photo of an astronaut" --text "a cat on a sofa" --out "$ROOT/target/embeddings.jsonl" \

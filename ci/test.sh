@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the pure logic, the contract tests against
-# every plugin, the end-to-end tests of the binary, then fmt and clippy.
+# every plugin, the end-to-end tests of the binary, then fmt, clippy and
+# actionlint over the CI workflows (ci/lint-workflows.sh).
 # Sets up whatever is missing first (idempotent), so it works on a fresh clone.
 set -euo pipefail
 here="$(dirname "$0")"
@@ -16,6 +17,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
+bash "$here/lint-workflows.sh"
 passed=$(grep -E '^test result: ok' "$ROOT/target/test.log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -E '^test result:' "$ROOT/target/test.log" | awk '{s += $6} END {print s + 0}')
 echo "tests: $passed passed, $failed failed"

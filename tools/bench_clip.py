@@ -14,6 +14,12 @@ the venv (scikit-image, insightface) saved as 640-pixel JPEGs; and --texts
 captions. Each side reports its own steady-state throughput (model loading
 and warm-up excluded); the table shows the median of --repeat runs and the
 ratio ours / python. Not a test: nothing is asserted.
+
+On a GPU (`--device cuda`, or `cuda:N`), `--precisions float32,float16` measures
+each precision: switchyard with DTYPE=<precision>, open_clip in fp32 or under
+torch.autocast(<precision>) on the same device; each row's ratio is to the
+Python row of the same precision. Without --device, switchyard picks its device
+as usual and Python runs on the CPU (the CPU comparison of docs/benchmarks.md).
 """
 import argparse
 import glob
@@ -57,8 +63,16 @@ def captions(n: int) -> list[str]:
     return out
 
 
-def run_ours(args, engine: str, images: list[str], texts_file: str) -> dict:
+def on_gpu(args) -> bool:
+    return bool(args.device) and args.device != "cpu"
+
+
+def run_ours(args, engine: str, precision: str, images: list[str], texts_file: str) -> dict:
     env = dict(os.environ, CLIP_ENGINE=engine, SWITCHYARD_THREADS=str(args.threads))
+    if args.device:
+        env["DEVICE"] = args.device
+    if on_gpu(args):
+        env["DTYPE"] = precision  # TorchScript's float type on GPUs (float16 is the CUDA default)
     cmd = [args.bin, "embed", *images, "--texts-file", texts_file, "--out", os.devnull,
            "--batch-size", str(args.batch_size), "--io-workers", str(args.io_workers)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -72,10 +86,11 @@ def run_ours(args, engine: str, images: list[str], texts_file: str) -> dict:
     return {"images_per_s": images_per_s, "texts_per_s": texts_per_s}
 
 
-def run_python(args, images: list[str], texts_file: str) -> dict:
+def run_python(args, precision: str, images: list[str], texts_file: str) -> dict:
     py = os.path.join(ROOT, ".venv/bin/python")
     base = [py, os.path.join(ROOT, "tools/reference/clip_embed.py"), "--model-dir", args.model_dir,
-            "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--warmup", "1", "--out", os.devnull]
+            "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--warmup", "1", "--out", os.devnull,
+            "--device", args.device or "cpu", "--autocast", "none" if precision == "float32" else precision]
     out = {}
     for kind, extra in (("images", ["--images", *images]), ("texts", ["--texts-file", texts_file])):
         res = subprocess.run(base + extra, capture_output=True, text=True)
@@ -99,7 +114,14 @@ def main() -> None:
     ap.add_argument("--io-workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--engines", default="torchscript,onnx")
+    ap.add_argument("--device", help="DEVICE for switchyard and the torch device for Python (cpu, cuda, cuda:N, mps); "
+                                     "default: switchyard auto-selects, Python on the CPU")
+    ap.add_argument("--precisions", default="float32",
+                    help="comma list of float32, float16, bfloat16 (GPU only: switchyard DTYPE, Python autocast)")
     args = ap.parse_args()
+    precisions = args.precisions.split(",")
+    if precisions != ["float32"] and not on_gpu(args):
+        ap.error("--precisions other than float32 need --device cuda (or cuda:N, mps)")
 
     work = os.path.join(ROOT, "target/bench")
     images = args.images or sample_images(os.path.join(work, "images"), args.count, args.long_side)
@@ -108,19 +130,27 @@ def main() -> None:
     with open(texts_file, "w", encoding="utf-8") as f:
         f.write("\n".join(captions(args.texts)) + "\n")
 
-    results = {}
-    for _ in range(args.repeat):
-        for engine in args.engines.split(","):
-            results.setdefault(f"switchyard {engine}", []).append(run_ours(args, engine, images, texts_file))
-        results.setdefault("python open_clip", []).append(run_python(args, images, texts_file))
+    # Row names carry the precision only when there is more than one, so CPU output is unchanged.
+    def tag(p: str) -> str:
+        return f" {p}" if len(precisions) > 1 or p != "float32" else ""
 
-    med = {k: {m: statistics.median(r[m] for r in runs) for m in ("images_per_s", "texts_per_s")} for k, runs in results.items()}
-    py = med["python open_clip"]
+    results = {}  # row -> (precision, runs)
+    for _ in range(args.repeat):
+        for p in precisions:
+            for engine in args.engines.split(","):
+                row = results.setdefault(f"switchyard {engine}{tag(p)}", (p, []))
+                row[1].append(run_ours(args, engine, p, images, texts_file))
+            results.setdefault(f"python open_clip{tag(p)}", (p, []))[1].append(run_python(args, p, images, texts_file))
+
+    med = {k: (p, {m: statistics.median(r[m] for r in runs) for m in ("images_per_s", "texts_per_s")})
+           for k, (p, runs) in results.items()}
     print(f"CLIP {os.path.basename(args.model_dir)}: {len(images)} images ({args.long_side} px JPEG), {args.texts} texts, "
-          f"threads={args.threads}, batch={args.batch_size}, median of {args.repeat}")
-    print(f"{'pipeline':<24}{'images/s':>10}{'x python':>10}{'texts/s':>10}{'x python':>10}")
-    for k, v in med.items():
-        print(f"{k:<24}{v['images_per_s']:>10.2f}{v['images_per_s'] / py['images_per_s']:>10.2f}"
+          f"threads={args.threads}, batch={args.batch_size}, device={args.device or 'auto (python: cpu)'}, "
+          f"median of {args.repeat}")
+    print(f"{'pipeline':<32}{'images/s':>10}{'x python':>10}{'texts/s':>10}{'x python':>10}")
+    for k, (p, v) in med.items():
+        py = med[f"python open_clip{tag(p)}"][1]
+        print(f"{k:<32}{v['images_per_s']:>10.2f}{v['images_per_s'] / py['images_per_s']:>10.2f}"
               f"{v['texts_per_s']:>10.1f}{v['texts_per_s'] / py['texts_per_s']:>10.2f}")
 
 

@@ -32,6 +32,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -102,6 +103,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch default)")
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    ap.add_argument("--autocast", choices=("none", "float16", "bfloat16"), default="none",
+                    help="run the towers under torch.autocast with this dtype (GPU benchmarks: open_clip's fp16 path)")
     ap.add_argument("--warmup", type=int, default=0,
                     help="run the first batch this many times, untimed and discarded, before timing (benchmarks)")
     ap.add_argument("--check-weights", action="store_true",
@@ -154,12 +157,18 @@ def main() -> int:
     dim = int(cfg.get("embed_dim") or model.text_projection.shape[1])
     bs = args.batch_size
 
+    def amp():
+        # open_clip's mixed-precision inference: weights stay fp32, matmuls run in the autocast dtype.
+        if args.autocast == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=getattr(torch, args.autocast))
+
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
     if args.warmup > 0:
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             for _ in range(args.warmup):
                 if args.images:
                     from PIL import Image
@@ -181,7 +190,7 @@ def main() -> int:
     prep_s = 0.0
     model_s = 0.0
     t_start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), amp():
         if args.images:
             from PIL import Image
 
@@ -241,6 +250,7 @@ def main() -> int:
         "warmup": args.warmup,
         "threads": torch.get_num_threads(),
         "device": str(device),
+        "autocast": args.autocast,
         "out": args.out,
         "open_clip_version": ocv,
         "torch_version": tv,
