@@ -212,3 +212,32 @@ fn a_missing_plugin_folder_is_a_clear_error() {
     assert!(r["plugin_folder_error"].as_str().unwrap().contains("SWITCHYARD_PLUGIN_DIR"));
     assert!(r["error"].as_str().unwrap().contains("no `backend-cpu` plugin file"), "{r:#}");
 }
+
+#[cfg(unix)]
+#[test]
+fn plugins_writable_by_others_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    // A file others can write.
+    let dir = switchyard_tests::temp_dir("perm-file");
+    let file = dir.join("libbackend_cpu-0-writable.so");
+    std::fs::copy(fixture("fixture-open-panics"), &file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::symlink(plugin(DeviceKind::Cpu), dir.join("libbackend_cpu.so")).unwrap();
+    let r = json(&probe(&dir, &[("DEVICE", "cpu")], true));
+    let p =
+        r["plugins"].as_array().unwrap().iter().find(|p| p["path"].as_str().unwrap().ends_with("writable.so")).unwrap();
+    assert_eq!(p["failure"]["stage"], "permissions", "{p:#}");
+    assert!(p["failure"]["message"].as_str().unwrap().contains("chmod o-w"), "{p:#}");
+    assert!(r["selection"]["plugin"].as_str().unwrap().ends_with("/libbackend_cpu.so"), "the next candidate is used");
+    // A folder others can write.
+    let open = switchyard_tests::temp_dir("perm-dir");
+    std::os::unix::fs::symlink(plugin(DeviceKind::Cpu), open.join("libbackend_cpu.so")).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = probe(&open, &[("DEVICE", "cpu")], true);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert!(
+        r["plugins"][0]["failure"]["message"].as_str().unwrap().contains("its folder is writable by other users"),
+        "{r:#}"
+    );
+}

@@ -143,6 +143,8 @@ fn faces_alone_or_with_clip() {
         }
         let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("faces.meta.json")).unwrap()).unwrap();
         assert_eq!(meta["faces"]["detector_device"], "CPUExecutionProvider");
+        let sha = meta["device"]["plugin_sha256"].as_str().unwrap();
+        assert!(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()), "{sha}");
         assert_eq!(meta["clip"].is_object(), clip);
     }
 }

@@ -114,6 +114,7 @@ impl PluginReport {
 fn stage_of(e: &LoadError) -> &'static str {
     match e {
         LoadError::Missing { .. } | LoadError::Open { .. } => "open",
+        LoadError::InsecurePermissions { .. } => "permissions",
         LoadError::NotAPlugin { .. } => "not_a_plugin",
         LoadError::Incompatible { .. } => "incompatible",
         LoadError::AbiVersion { .. } => "abi_version",

@@ -36,6 +36,10 @@ pub enum LoadError {
     /// is the gist of abi_stable's report, which runs to hundreds of lines.
     #[error("`{}` was built against an incompatible switchyard-core ({detail}); rebuild the plugin against this host's version (ci/build.sh)", path.display())]
     Incompatible { path: PathBuf, detail: String },
+    /// The file or its folder can be written by other users: anyone who can
+    /// replace it runs code in this process.
+    #[error("`{}` is refused: {what} is writable by other users, so anyone on this machine could replace the code this process runs; run `chmod o-w {}`", path.display(), target.display())]
+    InsecurePermissions { path: PathBuf, what: &'static str, target: PathBuf },
     /// The explicit ABI version does not match.
     #[error("`{}` speaks plugin ABI {plugin}, this host speaks {host}: the major versions must match and the plugin's minor must be at least the host's; rebuild the plugin (or the host) from the same switchyard release", path.display())]
     AbiVersion { path: PathBuf, plugin: AbiVersion, host: AbiVersion },
@@ -50,6 +54,43 @@ pub enum LoadError {
     /// The plugin describes itself as another device than its file name says.
     #[error("`{}` is named for {named} but describes itself as `{described}`; rename the file libbackend_{described}.so", path.display())]
     KindMismatch { path: PathBuf, named: DeviceKind, described: String },
+}
+
+/// Refuses a plugin file (after symlinks) or its folder that others can write.
+#[cfg(unix)]
+fn check_permissions(path: &Path) -> Result<(), LoadError> {
+    use std::os::unix::fs::PermissionsExt;
+    let refuse = |what, target: &Path| LoadError::InsecurePermissions {
+        path: path.to_path_buf(),
+        what,
+        target: target.to_path_buf(),
+    };
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let writable_by_others =
+        |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o002 != 0).unwrap_or(false);
+    if writable_by_others(&real) {
+        return Err(refuse("the file", &real));
+    }
+    for dir in [real.parent(), path.parent()].into_iter().flatten() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if writable_by_others(dir) {
+            return Err(refuse("its folder", dir));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path) -> Result<(), LoadError> {
+    Ok(())
+}
+
+/// The sha256 of a file, hex; logged and reported for the plugin in use.
+pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The `Error:` lines of an abi_stable report with their expected/found values, on one line.
@@ -103,6 +144,7 @@ impl LoadedPlugin {
         if !path.exists() {
             return Err(LoadError::Missing { path: path_buf });
         }
+        check_permissions(path)?;
         let header = lib_header_from_path(path).map_err(|source| match source {
             LibraryError::OpenError { .. } => LoadError::Open { path: path_buf.clone(), source },
             other => not_a_plugin(&path_buf, &other),

@@ -58,6 +58,8 @@ pub struct DeviceReport {
     /// Candidates passed over, with reasons.
     pub rejected: Vec<String>,
     pub plugin_path: PathBuf,
+    /// sha256 of the plugin file in use.
+    pub plugin_sha256: String,
     pub plugin: Description,
     pub hardware: HardwareReport,
     /// ONNX providers the backend uses, in order.
@@ -109,6 +111,8 @@ impl Runtime {
             tracing::info!(kind = %r.kind, reason = %r.reason, "device candidate rejected");
         }
         let plugin = LoadedPlugin::load(&selection.plugin)?;
+        let plugin_sha256 =
+            crate::plugins::load::sha256_hex(&selection.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
         let description = plugin.describe()?;
         let backend = plugin.open(&settings.backend_config(selection.index))?;
         let info = backend.info();
@@ -119,13 +123,14 @@ impl Runtime {
             reason: selection.reason.clone(),
             rejected: selection.rejected.iter().map(|r| r.reason.clone()).collect(),
             plugin_path: selection.plugin.clone(),
+            plugin_sha256,
             plugin: description,
             hardware,
             onnx_providers: info.onnx_providers.iter().map(|p| p.to_string()).collect(),
             backend_extra: kv_to_vec(&info.extra),
             startup_ms: start.elapsed().as_secs_f64() * 1e3,
         };
-        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), reason = %report.reason, startup_ms = report.startup_ms, "device selected");
+        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = %report.plugin_sha256, reason = %report.reason, startup_ms = report.startup_ms, "device selected");
         Ok(Runtime { backend: Arc::new(backend), selection, report, _plugin: plugin })
     }
 }
