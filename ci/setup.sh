@@ -5,9 +5,7 @@
 # which device it selected and why.
 set -euo pipefail
 here="$(dirname "$0")"
-bash "$here/setup-venv.sh"
-bash "$here/build.sh"
-bash "$here/make-models.sh"
+bash "$here/prepare.sh"
 source "$here/env.sh"
 sites=("$VENV"/lib/python3*/site-packages)
 site="${sites[0]}"

@@ -6,9 +6,7 @@
 # ci/gpu-check.sh runs it on a GPU. Sets up whatever is missing first.
 set -euo pipefail
 here="$(dirname "$0")"
-bash "$here/setup-venv.sh"
-bash "$here/build.sh"
-bash "$here/make-models.sh"
+bash "$here/prepare.sh"
 source "$here/env.sh"
 cd "$ROOT"
 

@@ -5,9 +5,7 @@
 # Sets up whatever is missing first (idempotent), so it works on a fresh clone.
 set -euo pipefail
 here="$(dirname "$0")"
-bash "$here/setup-venv.sh"
-bash "$here/build.sh"
-bash "$here/make-models.sh"
+bash "$here/prepare.sh"
 source "$here/env.sh"
 cd "$ROOT"
 
