@@ -8,6 +8,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 [[ -x "$VENV/bin/python" ]] || { echo "error: no venv at $VENV; run ci/setup.sh first" >&2; exit 1; }
+bash "$ROOT/ci/setup-nasm.sh"
 step "cargo build --release --workspace"
 cargo build --release --workspace --locked
 mkdir -p "$SWITCHYARD_PLUGIN_DIR"

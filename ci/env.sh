@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
 export VENV="$ROOT/.venv"
 export VIRTUAL_ENV="$VENV"
-export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
+export PATH="$VENV/bin:$HOME/.cargo/bin:$ROOT/.cache/nasm/usr/bin:$PATH"
 # tch 0.24's build script asks the venv's python where torch 2.11.0 is.
 export LIBTORCH_USE_PYTORCH=1
 # Shared-library suffix of the plugins on this platform, and the ONNX Runtime

@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--python-runs", type=int, default=5)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/switchyard"))
+    ap.add_argument("--json", action="store_true", help="also print one JSON line (for tools/bench.py)")
     args = ap.parse_args()
     env = {k: v for k, v in os.environ.items() if k not in ("DEVICE", "FORCE_CPU")}
 
@@ -63,6 +64,9 @@ def main() -> None:
     print(f"{'switchyard probe --no-inspect (whole process)':<44}{w:>12.1f}{p / w:>15.0f}x")
     print(f"{'python: import torch + is_available':<44}{p:>12.1f}{1:>15.0f}x")
     print(f"selected: switchyard={selected} python={py_selected}")
+    if args.json:
+        print(json.dumps({"switchyard_decision_ms": d, "switchyard_process_ms": w, "python_ms": p,
+                          "selected": selected, "python_selected": py_selected}))
 
 
 if __name__ == "__main__":

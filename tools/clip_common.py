@@ -20,11 +20,13 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 RANDOM_TAGS = ("none", "random", "")
 
 # Bump when the exported artefacts change meaning (the skip check compares it).
-EXPORT_FORMAT_VERSION = 1
+# 2: the text tower takes [B, L] tokens for any L <= context_length.
+EXPORT_FORMAT_VERSION = 2
 
 TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
@@ -89,6 +91,13 @@ class TextTower(nn.Module):
     transformer, ln_final, text_projection and the causal attn_mask. Pooling is
     open_clip's 'argmax' pooling: features at the position of the largest token
     id in each row (the EOT token, 49407).
+
+    The sequence axis is dynamic, as in open_clip's own TextTransformer: the
+    input may be `[B, L]` for any L up to context_length, with the positional
+    embedding and the causal mask cut to L. Because the mask is causal, the
+    features at the EOT position depend only on the tokens before it, so
+    cutting the zero padding after the longest row's EOT gives the same
+    embedding as the full 77 tokens, in a fraction of the work.
     """
 
     def __init__(self, clip_model: nn.Module):
@@ -104,11 +113,34 @@ class TextTower(nn.Module):
         self.ln_final = clip_model.ln_final
         self.text_projection = clip_model.text_projection
         self.register_buffer("attn_mask", clip_model.attn_mask.clone(), persistent=True)
+        if not getattr(self.transformer, "batch_first", False):
+            raise ValueError("TextTower expects open_clip's batch-first text transformer")
+        for r in self.transformer.resblocks:
+            plain = isinstance(r.ls_1, nn.Identity) and isinstance(r.ls_2, nn.Identity) and not hasattr(r, "ln_1_kv")
+            if not plain or not r.attn._qkv_same_embed_dim:
+                raise ValueError("TextTower supports plain pre-norm residual attention blocks only")
+
+    @staticmethod
+    def _attention(attn: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """nn.MultiheadAttention(x, x, x, attn_mask=mask) for batch-first x, on
+        the module's own weights, written with -1 reshapes so that the
+        sequence length stays symbolic in the ONNX export (the MHA functional
+        bakes the traced length into a Reshape)."""
+        heads, width = attn.num_heads, x.shape[-1]
+        q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(t.shape[0], -1, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = out.transpose(1, 2).reshape(x.shape[0], -1, width)
+        return F.linear(out, attn.out_proj.weight, attn.out_proj.bias)
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
+        seq_len = text.shape[1]
         x = self.token_embedding(text)
-        x = x + self.positional_embedding
-        x = self.transformer(x, attn_mask=self.attn_mask)
+        x = x + self.positional_embedding[:seq_len]
+        mask = self.attn_mask[:seq_len, :seq_len]
+        for r in self.transformer.resblocks:  # open_clip's ResidualAttentionBlock.forward
+            x = x + self._attention(r.attn, r.ln_1(x), mask)
+            x = x + r.mlp(r.ln_2(x))
         x = self.ln_final(x)
         # argmax pooling. Written with gather instead of advanced indexing by
         # arange(B) so the batch dimension stays symbolic in trace/ONNX.

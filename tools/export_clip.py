@@ -5,13 +5,15 @@ Writes <out>/clip/<model>/:
   visual.pt        TorchScript (torch.jit.trace of model.visual), image tower only
   textual.pt       TorchScript (trace of tools/clip_common.TextTower), text tower only
   visual.onnx      ONNX, input  `image` float32 [B,3,H,W], output `embedding` [B,D]
-  textual.onnx     ONNX, input  `text`  int64   [B,77],    output `embedding` [B,D]
+  textual.onnx     ONNX, input  `text`  int64   [B,L],     output `embedding` [B,D]
+                   (L <= 77: callers may cut the zero padding after the last EOT)
   config.json      model / preprocessing / tokenizer facts, versions, sha256s,
                    and the verification numbers of this export
   bpe_simple_vocab_16e6.txt.gz   open_clip's BPE vocabulary (the tokenizer file)
 
 Outputs are NOT L2-normalized (`normalized: false` in config.json); the host
-normalizes. The batch axis is dynamic in every file.
+normalizes. The batch axis is dynamic in every file, and so is the text
+tower's sequence axis (config.json: `text_dynamic_length: true`).
 
 Weights:
   --pretrained none    (default; what works offline) the real architecture with
@@ -239,7 +241,10 @@ def main() -> int:
                     do_constant_folding=True,
                     input_names=[in_name],
                     output_names=["embedding"],
-                    dynamic_axes={in_name: {0: "batch"}, "embedding": {0: "batch"}},
+                    dynamic_axes={
+                        in_name: {0: "batch", 1: "seq"} if name == "textual" else {0: "batch"},
+                        "embedding": {0: "batch"},
+                    },
                 )
                 onnx.checker.check_model(path)
                 timings[f"onnx_{name}_s"] = time.perf_counter() - t
@@ -312,6 +317,14 @@ def main() -> int:
             results[f"textual_ts_{tag_l}"] = r
             results[f"textual_onnx_{tag_l}"] = r2
             all_ok &= r0["ok"] and r["ok"] and r2["ok"]
+            # the same rows cut after the longest row's EOT, as the host sends them
+            cut = toks[:, : int(toks.argmax(dim=-1).max()) + 1].contiguous()
+            rc = compare(f"textual  {label} cut to L={cut.shape[1]} torchscript", ld_t(cut).numpy(), ref)
+            rc2 = compare(f"textual  {label} cut to L={cut.shape[1]} onnxruntime",
+                          sess_t.run(["embedding"], {"text": cut.numpy()})[0], ref)
+            results[f"textual_ts_cut_{tag_l}"] = rc
+            results[f"textual_onnx_cut_{tag_l}"] = rc2
+            all_ok &= rc["ok"] and rc2["ok"]
     timings["verify_s"] = time.perf_counter() - t
     del sess_v, sess_t, ld_v, ld_t
 
@@ -349,9 +362,10 @@ def main() -> int:
         "eot_token_id": int(tokenizer.eot_token_id),
         "pad_token_id": 0,
         "text_pooling": "argmax",
+        "text_dynamic_length": True,
         "inputs": {
             "visual": {"name": "image", "dtype": "float32", "shape": ["batch", 3, size, size]},
-            "textual": {"name": "text", "dtype": "int64", "shape": ["batch", ctx]},
+            "textual": {"name": "text", "dtype": "int64", "shape": ["batch", f"seq<={ctx}"]},
         },
         "output": {"name": "embedding", "dtype": "float32", "shape": ["batch", int(model.text_projection.shape[1])]},
         "onnx_version": onnx.__version__,

@@ -19,6 +19,8 @@ use switchyard_core::DeviceKind;
 use switchyard_tests::{plugin, read_f32, root, temp_dir};
 
 const MIN_COSINE: f32 = 0.9999;
+/// The bar for the reduced-scale JPEG decode, which changes pixels on purpose.
+const SCALED_MIN_COSINE: f32 = 0.999;
 
 fn python() -> PathBuf {
     let py = root().join(".venv/bin/python");
@@ -185,4 +187,26 @@ fn embeddings_match_open_clip_through_both_engines() {
         }
         check(&format!("{engine:?} texts"), &texts, &ours, &ref_texts);
     }
+
+    // The reduced-scale JPEG decode (on by default in `embed` and `serve`)
+    // changes pixels of large JPEGs; the bar for such a fast path is
+    // cosine >= 0.999 to open_clip on the parity images.
+    let pipeline = ClipPipeline::load(backend.clone(), &dir, ClipEngine::Onnx, None, DecodeLimits::default())
+        .expect("pipeline")
+        .with_scaled_decode(true);
+    let mut ours = Vec::new();
+    for p in &images {
+        let bytes = std::fs::read(p).unwrap();
+        let pixels = pipeline.prepare_image(&bytes).unwrap();
+        ours.extend(pipeline.embed_prepared(&[&pixels]).expect("embed image"));
+    }
+    let dim = ours[0].len();
+    let worst = ours
+        .iter()
+        .enumerate()
+        .map(|(i, row)| (cosine(row, &ref_images[i * dim..(i + 1) * dim]), &image_names[i]))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    eprintln!("scaled decode: {} images, min cosine {:.7} ({})", ours.len(), worst.0, worst.1);
+    assert!(worst.0 >= SCALED_MIN_COSINE, "scaled decode: {} has cosine {} < {SCALED_MIN_COSINE}", worst.1, worst.0);
 }

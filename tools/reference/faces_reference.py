@@ -16,6 +16,12 @@ Usage:
   faces_reference.py images OUT_DIR             write the test images, print their paths
   faces_reference.py run --model-dir D --out F --crops-dir C IMAGES...   write F (JSON) and C/<i>.bgr
   faces_reference.py bench --model-dir D --threads N IMAGES...  time insightface
+  faces_reference.py service --model-dir D --threads N IMAGES... time it end to end
+      as the Python service runs it: per file, PIL open + convert("RGB") to
+      BGR, then FaceAnalysis(name="buffalo_l", detection + recognition).get,
+      which calls the recognizer once per face. ONNX Runtime sessions get
+      N intra-op threads (FaceAnalysis takes no session options, so
+      InferenceSession is wrapped to pass them), cv2 N threads.
 """
 
 from __future__ import annotations
@@ -165,6 +171,45 @@ def bench(args) -> None:
     print(json.dumps({"images": n, "faces": faces, "seconds": elapsed, "images_per_s": n / elapsed}))
 
 
+def service(args) -> None:
+    import tempfile
+
+    import cv2
+    import onnxruntime
+
+    cv2.setNumThreads(args.threads)
+    real_session = onnxruntime.InferenceSession
+
+    def session(path, sess_options=None, providers=None, **kw):
+        opts = sess_options or onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = args.threads
+        return real_session(path, opts, providers=["CPUExecutionProvider"], **kw)
+
+    onnxruntime.InferenceSession = session
+    from insightface.app import FaceAnalysis
+
+    # FaceAnalysis reads ROOT/models/NAME/*.onnx; point it at the model folder.
+    root = tempfile.mkdtemp(prefix="faces-service-")
+    os.makedirs(os.path.join(root, "models"))
+    os.symlink(os.path.abspath(args.model_dir), os.path.join(root, "models", "buffalo_l"))
+    app = FaceAnalysis(name="buffalo_l", root=root, allowed_modules=["detection", "recognition"],
+                       providers=["CPUExecutionProvider"])
+    app.prepare(ctx_id=-1, det_size=(640, 640))
+
+    def one(path: str) -> int:
+        bgr = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB"))[:, :, ::-1])
+        faces = app.get(bgr)
+        _ = [f.normed_embedding for f in faces]
+        return len(faces)
+
+    one(args.images[0])  # warm-up
+    start = time.perf_counter()
+    faces = sum(one(p) for p in args.images)
+    elapsed = time.perf_counter() - start
+    n = len(args.images)
+    print(json.dumps({"images": n, "faces": faces, "seconds": elapsed, "images_per_s": n / elapsed}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -182,12 +227,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("images", nargs="+")
+    p = sub.add_parser("service")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("images", nargs="+")
     args = ap.parse_args()
     if args.cmd == "images":
         for p in make_images(args.out):
             print(p)
     elif args.cmd == "run":
         run(args)
+    elif args.cmd == "service":
+        service(args)
     else:
         bench(args)
 

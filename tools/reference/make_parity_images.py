@@ -12,7 +12,8 @@ the corners where a re-implementation of PIL + torchvision usually drifts:
   without transparency;
 - WebP (lossy, lossless, lossy with alpha), GIF (with and without a
   transparent index), BMP, TIFF (raw and LZW);
-- tiny images (1x1, 3x7, 17x9), a 4000x3000 upscale, very wide and very tall
+- tiny images (1x1, 3x7, 17x9), a 4000x3000 upscale, a 4032x3024 phone-size
+  photo with sensor-like grain, very wide and very tall
   aspect ratios, and sizes whose centre-crop offset is an exact .5 (where
   Python's round() goes to the even neighbour).
 
@@ -159,6 +160,10 @@ def main() -> None:
     save("size_3x7.png", astronaut.resize((3, 7), Image.Resampling.BOX), "PNG")
     save("size_17x9.png", coffee.resize((17, 9), Image.Resampling.BOX), "PNG")
     save("size_4000x3000_upscale.jpg", coffee.resize((4000, 3000), Image.Resampling.BICUBIC), "JPEG", quality=90)
+    # A phone-camera-sized photo with sensor-like grain (the reduced-scale decode's case).
+    grain = np.random.default_rng(7).normal(0, 6, (3024, 4032, 3))
+    t1_cam = np.asarray(t1.resize((4032, 3024), Image.Resampling.BICUBIC), dtype=np.float64) + grain
+    save("size_4032x3024_camera.jpg", Image.fromarray(np.clip(t1_cam, 0, 255).astype(np.uint8)), "JPEG", quality=92)
     save("size_wide_2000x150.png", t1.resize((2000, 150), Image.Resampling.LANCZOS), "PNG")
     save("size_tall_120x1500.jpg", chelsea.resize((120, 1500), Image.Resampling.LANCZOS), "JPEG", quality=88)
     # Long side 225/229/233 after the resize: crop offsets 0.5, 2.5, 4.5 (banker's rounding: 0, 2, 4).

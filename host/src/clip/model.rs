@@ -30,6 +30,11 @@ pub struct ClipConfig {
     #[serde(default = "default_resize_mode")]
     pub resize_mode: String,
     pub context_length: usize,
+    /// Whether the text tower takes `[batch, L]` tokens for any `L <=
+    /// context_length` (exports since format 2); then the zero padding after
+    /// the longest row's EOT is cut before the call (see [`cut_padding`]).
+    #[serde(default)]
+    pub text_dynamic_length: bool,
     /// The BPE vocabulary file in the folder.
     #[serde(default = "default_tokenizer", alias = "tokenizer_file")]
     pub tokenizer: String,
@@ -193,7 +198,15 @@ impl ClipModel {
 
     /// Embeds a batch of token rows (`[batch, context_length]`); L2-normalized rows.
     pub fn embed_tokens(&self, tokens: &[i64], batch: usize) -> Result<Vec<Vec<f32>>, ClipError> {
-        let shape = [batch as i64, self.config.context_length as i64];
+        let ctx = self.config.context_length;
+        let cut;
+        let (tokens, len) = if self.config.text_dynamic_length {
+            cut = cut_padding(tokens, batch, ctx);
+            (cut.0.as_slice(), cut.1)
+        } else {
+            (tokens, ctx)
+        };
+        let shape = [batch as i64, len as i64];
         let view = TensorView {
             dtype: DType::I64.code(),
             shape: RSlice::from_slice(&shape),
@@ -230,9 +243,35 @@ impl ClipModel {
 
 pub use crate::util::l2_normalize;
 
+/// Cuts `[batch, ctx]` token rows to `[batch, L]`, L one past the last
+/// non-zero token of the longest row (its EOT). The text tower's attention is
+/// causal and pools at the EOT, so the padding after it never reaches the
+/// embedding: a 5-word query runs 12 positions instead of 77, several times
+/// faster, with the same result to float rounding (the export checks both).
+pub fn cut_padding(tokens: &[i64], batch: usize, ctx: usize) -> (Vec<i64>, usize) {
+    let len = tokens
+        .chunks_exact(ctx)
+        .take(batch)
+        .map(|row| row.iter().rposition(|&t| t != 0).map_or(1, |p| p + 1))
+        .max()
+        .unwrap_or(1);
+    let out = tokens.chunks_exact(ctx).take(batch).flat_map(|row| &row[..len]).copied().collect();
+    (out, len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padding_is_cut_after_the_longest_row() {
+        let rows = [49406, 320, 49407, 0, 0, 0, 49406, 320, 321, 49407, 0, 0];
+        assert_eq!(cut_padding(&rows, 2, 6), (vec![49406, 320, 49407, 0, 49406, 320, 321, 49407], 4));
+        // a row that fills the context keeps all of it; an all-zero row keeps one
+        let full = [1, 2, 3, 0, 0, 0];
+        assert_eq!(cut_padding(&full, 2, 3).1, 3);
+        assert_eq!(cut_padding(&[0, 0, 0], 1, 3), (vec![0], 1));
+    }
 
     #[test]
     fn normalizes_to_unit_length() {

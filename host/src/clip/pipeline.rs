@@ -13,7 +13,14 @@ use switchyard_core::abi::BackendBox;
 use crate::clip::model::{ClipEngine, ClipError, ClipModel};
 use crate::clip::preprocess::{preprocess, PreprocessConfig};
 use crate::clip::tokenizer::{ClipTokenizer, TokenizerError};
-use crate::image::decode::{decode_rgb, DecodeError, DecodeLimits};
+use crate::image::decode::{decode_rgb, decode_rgb_scaled, DecodeError, DecodeLimits};
+
+/// How much larger than the model's input (224 px for ViT-B-32) the shorter
+/// side of a JPEG decoded at reduced DCT scale must stay. At 2x, a 12 MP
+/// camera JPEG decodes at 1/4 scale (1000x750 instead of 4000x3000), and the
+/// embeddings stay at cosine >= 0.9999 to open_clip's full PIL decode on the
+/// parity images (docs/benchmarks.md, `tests/tests/clip_embed.rs`).
+pub const SCALED_DECODE_MARGIN: u32 = 2;
 
 /// Why the pipeline could not be built or an input embedded.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +43,8 @@ pub struct ClipPipeline {
     tokenizer: ClipTokenizer,
     preprocess: PreprocessConfig,
     limits: DecodeLimits,
+    /// Shorter side a reduced-scale JPEG decode must keep; `None`: decode at full size.
+    scaled_side: Option<u32>,
 }
 
 impl ClipPipeline {
@@ -69,7 +78,15 @@ impl ClipPipeline {
         };
         preprocess.validate()?;
         let model = ClipModel::load(backend, dir, engine)?;
-        Ok(ClipPipeline { model, tokenizer, preprocess, limits })
+        Ok(ClipPipeline { model, tokenizer, preprocess, limits, scaled_side: None })
+    }
+
+    /// Lets [`ClipPipeline::prepare_image`] decode large JPEGs at a reduced DCT
+    /// scale (see [`SCALED_DECODE_MARGIN`]): several times faster for camera
+    /// photos, at the price of pixels that are no longer PIL's exactly.
+    pub fn with_scaled_decode(mut self, on: bool) -> Self {
+        self.scaled_side = on.then(|| self.preprocess.image_size * SCALED_DECODE_MARGIN);
+        self
     }
 
     /// Decodes and preprocesses one image: `[3, S, S]` floats. Thread-safe.
@@ -77,9 +94,15 @@ impl ClipPipeline {
         Ok(self.prepare_image_sized(bytes)?.0)
     }
 
-    /// Decodes an image with this pipeline's limits.
+    /// Decodes an image with this pipeline's limits, at full size.
     pub fn decode(&self, bytes: &[u8]) -> Result<crate::image::decode::RgbImage, PipelineError> {
         Ok(decode_rgb(bytes, &self.limits)?)
+    }
+
+    /// Decodes an image for CLIP alone: at reduced scale where
+    /// [`ClipPipeline::with_scaled_decode`] allows it.
+    pub fn decode_for_clip(&self, bytes: &[u8]) -> Result<crate::image::decode::RgbImage, PipelineError> {
+        Ok(decode_rgb_scaled(bytes, &self.limits, self.scaled_side)?)
     }
 
     /// Preprocesses an already decoded image: `[3, S, S]` floats.
@@ -87,10 +110,10 @@ impl ClipPipeline {
         preprocess(rgb, &self.preprocess)
     }
 
-    /// [`ClipPipeline::prepare_image`], also returning the decoded (width, height).
+    /// [`ClipPipeline::prepare_image`], also returning the file's (width, height).
     pub fn prepare_image_sized(&self, bytes: &[u8]) -> Result<(Vec<f32>, (u32, u32)), PipelineError> {
-        let rgb = decode_rgb(bytes, &self.limits)?;
-        let size = (rgb.width(), rgb.height());
+        let rgb = self.decode_for_clip(bytes)?;
+        let size = rgb.source_size();
         Ok((preprocess(&rgb, &self.preprocess), size))
     }
 

@@ -94,7 +94,9 @@ type Prepared = (usize, Result<Item, String>, Duration);
 fn prepare(p: &Pipelines<'_>, path: &std::path::Path) -> Result<Item, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let rgb = match (p.clip, p.faces) {
-        (Some(clip), _) => clip.decode(&bytes).map_err(|e| error_chain(&e))?,
+        // faces need the full picture; CLIP alone may take a reduced-scale decode
+        (Some(clip), Some(_)) => clip.decode(&bytes).map_err(|e| error_chain(&e))?,
+        (Some(clip), None) => clip.decode_for_clip(&bytes).map_err(|e| error_chain(&e))?,
         (None, Some(faces)) => faces.prepare_image(&bytes).map_err(|e| error_chain(&e))?,
         (None, None) => return Err("no model selected: use --clip and/or --faces".into()),
     };
@@ -105,7 +107,8 @@ fn prepare(p: &Pipelines<'_>, path: &std::path::Path) -> Result<Item, String> {
         None => None,
     };
     let faces_s = t.elapsed().as_secs_f64();
-    Ok(Item { pixels, size: [rgb.width(), rgb.height()], bytes: bytes.len() as u64, faces, faces_s })
+    let (width, height) = rgb.source_size();
+    Ok(Item { pixels, size: [width, height], bytes: bytes.len() as u64, faces, faces_s })
 }
 
 /// Runs the job, writing one JSON line per input to `out`. `stop` ends it early, cleanly.

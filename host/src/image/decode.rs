@@ -56,12 +56,31 @@ pub struct RgbImage {
     width: u32,
     height: u32,
     pixels: Vec<u8>,
+    /// The size the file declares, where it was decoded at reduced scale.
+    source: Option<(u32, u32)>,
 }
 
 impl RgbImage {
     /// Wraps interleaved RGB pixels; `None` if `pixels.len() != width * height * 3`.
     pub fn from_raw(width: u32, height: u32, pixels: Vec<u8>) -> Option<Self> {
-        (pixels.len() as u64 == u64::from(width) * u64::from(height) * 3).then_some(Self { width, height, pixels })
+        (pixels.len() as u64 == u64::from(width) * u64::from(height) * 3).then_some(Self {
+            width,
+            height,
+            pixels,
+            source: None,
+        })
+    }
+
+    /// Records the file's own size for an image decoded at reduced scale.
+    pub(crate) fn with_source_size(mut self, width: u32, height: u32) -> Self {
+        self.source = ((width, height) != (self.width, self.height)).then_some((width, height));
+        self
+    }
+
+    /// The (width, height) of the image in the file: differs from the decoded
+    /// size after a reduced-scale decode ([`decode_rgb_scaled`]).
+    pub fn source_size(&self) -> (u32, u32) {
+        self.source.unwrap_or((self.width, self.height))
     }
 
     /// Width in pixels.
@@ -188,6 +207,14 @@ pub enum DecodeError {
 
 /// Decodes an image file's bytes to 8-bit RGB with PIL's `open` + `convert("RGB")` semantics.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    decode_rgb_scaled(bytes, limits, None)
+}
+
+/// [`decode_rgb`] for a caller that will shrink the image so that its shorter
+/// side is about `min_side`: a large JPEG may then come out at 1/2, 1/4 or 1/8
+/// of its size straight from the DCT (Pillow's `draft`), its shorter side
+/// still at least `min_side`. Other formats, and `None`, decode at full size.
+pub fn decode_rgb_scaled(bytes: &[u8], limits: &DecodeLimits, min_side: Option<u32>) -> Result<RgbImage, DecodeError> {
     let format = sniff(bytes)?;
     // Where the size sits at a fixed place, check it before any decoder runs, so that a
     // zero or huge size gets its own error instead of the decoder's wording.
@@ -195,7 +222,7 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Decod
         check_size(format, width, height, limits)?;
     }
     match format {
-        ImageFormat::Jpeg => super::jpeg::decode(bytes, limits),
+        ImageFormat::Jpeg => super::jpeg::decode(bytes, limits, min_side),
         _ => decode_with_image(bytes, format, limits),
     }
 }
@@ -321,5 +348,5 @@ fn to_rgb_like_pil(format: ImageFormat, img: DynamicImage) -> Result<RgbImage, D
             })
         }
     }
-    Ok(RgbImage { width, height, pixels: out })
+    Ok(RgbImage { width, height, pixels: out, source: None })
 }

@@ -87,9 +87,17 @@ fn io(e: std::io::Error) -> DecodeError {
 }
 
 /// Decodes a JPEG file to RGB as Pillow's `open` + `convert("RGB")` does.
-pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+///
+/// With `min_side`, the file may be decoded at a reduced DCT scale M/8 (the
+/// smallest power-of-two M whose output keeps the shorter side at least
+/// `min_side`), as Pillow's `Image.draft` does: libjpeg then runs a 1x1, 2x2
+/// or 4x4 inverse DCT instead of 8x8 and skips most of the upsampling and
+/// colour conversion. This changes pixels (the DCT scale is a different
+/// low-pass filter than a bicubic resize), so it is only used where the
+/// caller shrinks the image anyway and says how far.
+pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits, min_side: Option<u32>) -> Result<RgbImage, DecodeError> {
     TRUNCATED.with(|t| t.set(false));
-    match catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits))) {
+    match catch_unwind(AssertUnwindSafe(|| decode_inner(bytes, limits, min_side))) {
         Ok(result) => result,
         Err(payload) => match payload.downcast::<LibjpegError>() {
             Ok(e) => Err(corrupt(e.0)),
@@ -99,17 +107,30 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, De
     }
 }
 
-fn decode_inner(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
-    let dec = mozjpeg::Decompress::with_err(error_mgr()).from_mem(bytes).map_err(io)?;
+/// The DCT scale numerator (of 8) for an image whose shorter side is `short`.
+pub(crate) fn scale_numerator(short: u32, min_side: Option<u32>) -> u8 {
+    let Some(min_side) = min_side else { return 8 };
+    [1u8, 2, 4].into_iter().find(|&m| (u64::from(short) * u64::from(m)).div_ceil(8) >= u64::from(min_side)).unwrap_or(8)
+}
+
+fn decode_inner(bytes: &[u8], limits: &DecodeLimits, min_side: Option<u32>) -> Result<RgbImage, DecodeError> {
+    let mut dec = mozjpeg::Decompress::with_err(error_mgr()).from_mem(bytes).map_err(io)?;
     let (w, h) = dec.size();
     let (width, height) = (u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX));
     check_size(ImageFormat::Jpeg, width, height, limits)?;
+    let m = scale_numerator(width.min(height), min_side);
+    if m != 8 {
+        dec.scale(m);
+    }
     let out_space = match dec.color_space() {
         Jcs::JCS_CMYK | Jcs::JCS_YCCK => Jcs::JCS_CMYK,
         Jcs::JCS_GRAYSCALE => Jcs::JCS_GRAYSCALE,
         _ => Jcs::JCS_RGB,
     };
     let mut started = dec.to_colorspace(out_space).map_err(io)?;
+    let (source_width, source_height) = (width, height);
+    let (w, h) = (started.width(), started.height());
+    let (width, height) = (w as u32, h as u32);
     let raw: Vec<u8> = started.read_scanlines().map_err(io)?;
     started.finish().map_err(io)?;
     if TRUNCATED.with(Cell::get) {
@@ -121,7 +142,9 @@ fn decode_inner(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeE
         Jcs::JCS_CMYK => cmyk_to_rgb_like_pil(&raw, has_adobe_marker(bytes)),
         _ => raw,
     };
-    RgbImage::from_raw(width, height, pixels).ok_or_else(|| corrupt("libjpeg returned fewer rows than the header says"))
+    let image = RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| corrupt("libjpeg returned fewer rows than the header says"))?;
+    Ok(image.with_source_size(source_width, source_height))
 }
 
 /// Pillow's `cmyk2rgb` (Convert.c), after its `CMYK;I` inversion for Adobe files.
@@ -192,6 +215,16 @@ mod tests {
         assert_eq!(cmyk_to_rgb_like_pil(&[0, 0, 0, 255], false), [0, 0, 0]);
         assert_eq!(cmyk_to_rgb_like_pil(&[255, 0, 0, 0], false), [0, 255, 255]);
         assert_eq!(cmyk_to_rgb_like_pil(&[255, 255, 255, 255], true), [255, 255, 255]);
+    }
+
+    #[test]
+    fn scale_keeps_the_short_side_at_least_min_side() {
+        assert_eq!(scale_numerator(3000, None), 8);
+        assert_eq!(scale_numerator(3000, Some(448)), 2); // 750
+        assert_eq!(scale_numerator(3000, Some(224)), 1); // 375
+        assert_eq!(scale_numerator(3000, Some(376)), 2);
+        assert_eq!(scale_numerator(1000, Some(448)), 4); // 500
+        assert_eq!(scale_numerator(640, Some(448)), 8); // 320 would be too small
     }
 
     #[test]

@@ -103,13 +103,16 @@ impl Models {
         let runtime = Runtime::start(&plan.settings, &plan.runtime)?;
         let engine = plan.clip_engine.unwrap_or_else(|| crate::clip::model::default_engine(runtime.selection.kind));
         let limits = DecodeLimits { max_pixels: config.limits.max_pixels };
-        let clip = Arc::new(ClipPipeline::load(
-            runtime.backend.clone(),
-            &plan.clip_dir,
-            engine,
-            plan.clip_pretrained.as_deref(),
-            limits,
-        )?);
+        let clip = Arc::new(
+            ClipPipeline::load(
+                runtime.backend.clone(),
+                &plan.clip_dir,
+                engine,
+                plan.clip_pretrained.as_deref(),
+                limits,
+            )?
+            .with_scaled_decode(config.limits.scaled_decode),
+        );
         let device = clip.model.device().to_string();
         metrics.set_device(&runtime.report.device, &runtime.report.plugin.name, &format!("{engine:?}").to_lowercase());
         let text = {

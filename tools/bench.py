@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""The benchmark: switchyard against the Python reference pipelines, one run.
+
+    .venv/bin/python tools/bench.py            (or: bash ci/bench.sh)
+
+Same machine, same weights (models/), same input files, same thread count
+(--threads, default: every core), each side in its own process, each
+measurement repeated --repeat times; the table shows medians and the ratio
+ours / python (for times and memory, python / ours: above 1 is better for us
+in every column).
+
+Rows:
+  clip camera    CLIP images end to end from 12 MP JPEGs (4000x3000 photos with
+                 sensor-like grain, 4-5 MB each): `switchyard embed` (ONNX on
+                 the CPU, decode overlapped with inference, reduced-scale JPEG
+                 decode) vs tools/reference/clip_embed.py (PIL open +
+                 convert("RGB") + open_clip preprocess + encode_image). Also
+                 ours with SWITCHYARD_SCALED_DECODE=false (PIL's exact pixels).
+  clip 640px     the same from 640 px JPEGs (where the model is the cost).
+  clip texts     captions, texts/s.
+  faces          end to end from files: `switchyard embed --faces` vs
+                 insightface's FaceAnalysis(buffalo_l, detection + recognition)
+                 .get on PIL-decoded images, as the service runs it.
+  decision       time to decide the device: `switchyard probe --no-inspect`
+                 (in-process figure and whole process) vs `import torch` +
+                 torch.cuda.is_available() (tools/bench_decision.py).
+  boundary       one call across the plugin ABI (target/release/boundary) as a
+                 share of a batch-1 image embedding.
+  peak memory    max RSS of each process above (getrusage of the child).
+
+Not a test: nothing is asserted. The figures go into docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import bench_clip  # noqa: E402  (sample_images, captions)
+
+PY = os.path.join(ROOT, ".venv/bin/python")
+BIN = os.path.join(ROOT, "target/release")
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[str, str, float]:
+    """Runs cmd; returns (stdout, stderr, peak RSS in MB) of that process alone."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])}... failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return stdout, stderr, usage.ru_maxrss / 1024.0
+
+
+def camera_images(out_dir: str, count: int) -> list[str]:
+    """12 MP JPEGs: real photos cropped to 4:3, upscaled to 4000x3000, with
+    seeded Gaussian grain (sigma 6) so the files carry camera-like detail and
+    size (a smooth upscale compresses to a fraction and decodes faster)."""
+    import numpy as np
+    from PIL import Image
+
+    os.makedirs(out_dir, exist_ok=True)
+    sources = bench_clip.sample_images(os.path.join(out_dir, "src"), count, 640)
+    paths = []
+    for i, src in enumerate(sources):
+        dst = os.path.join(out_dir, f"camera_{i:03d}.jpg")
+        if not os.path.exists(dst):
+            im = Image.open(src).convert("RGB")
+            w, h = im.size
+            cw, ch = (w, w * 3 // 4) if w * 3 <= h * 4 else (h * 4 // 3, h)
+            im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+            im = im.resize((4000, 3000), Image.Resampling.BICUBIC)
+            rng = np.random.default_rng(i)
+            a = np.asarray(im, dtype=np.float32) + rng.normal(0, 6, (3000, 4000, 3)).astype(np.float32)
+            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(dst, quality=92)
+        paths.append(dst)
+    return paths
+
+
+def ours_embed(args, extra: list[str], env_extra: dict | None = None) -> tuple[dict, float]:
+    env = dict(os.environ, SWITCHYARD_THREADS=str(args.threads), SWITCHYARD_QUIET="1", **(env_extra or {}))
+    cmd = [os.path.join(BIN, "switchyard"), "embed", *extra, "--out", os.devnull,
+           "--batch-size", str(args.batch_size), "--io-workers", str(args.threads)]
+    _, err, rss = run_measured(cmd, env)
+    line = [x for x in err.splitlines() if x.startswith("embedded ")][-1]
+    rates = line.split(": ", 1)[1]
+    return {"images_per_s": float(rates.split(" images/s")[0]),
+            "texts_per_s": float(rates.split(", ")[1].split(" texts/s")[0])}, rss
+
+
+def python_clip(args, extra: list[str]) -> tuple[dict, float]:
+    cmd = [PY, "tools/reference/clip_embed.py", "--model-dir", args.clip_dir, "--threads", str(args.threads),
+           "--batch-size", str(args.batch_size), "--warmup", "1", "--out", os.devnull, *extra]
+    out, _, rss = run_measured(cmd)
+    return json.loads(out.strip().splitlines()[-1]), rss
+
+
+def python_faces(args, images: list[str]) -> tuple[dict, float]:
+    cmd = [PY, "tools/reference/faces_reference.py", "service", "--model-dir", args.face_dir,
+           "--threads", str(args.threads), *images]
+    out, _, rss = run_measured(cmd)
+    return json.loads(out.strip().splitlines()[-1]), rss
+
+
+def decision(args) -> dict:
+    out, _, _ = run_measured([PY, "tools/bench_decision.py", "--runs", str(max(5, args.repeat)), "--json"])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def boundary(args) -> dict:
+    out, _, _ = run_measured([os.path.join(BIN, "boundary"), "--model-dir", args.clip_dir,
+                              "--threads", str(args.threads)])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(self, what: str, unit: str, ours: float, python: float, higher_is_better: bool = True) -> None:
+        ratio = ours / python if higher_is_better else python / ours
+        self.rows.append((what, unit, f"{ours:,.4g}", f"{python:,.4g}", f"{ratio:,.2f}x"))
+
+    def print(self) -> None:
+        head = ("measurement", "unit", "switchyard", "python", "ratio")
+        widths = [max(len(r[i]) for r in self.rows + [head]) for i in range(5)]
+        line = lambda r: "| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(r)) + " |"  # noqa: E731
+        print(line(head))
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for r in self.rows:
+            print(line(r))
+
+
+def median_of(runs: list[tuple[dict, float]], key: str) -> tuple[float, float]:
+    return statistics.median(r[0][key] for r in runs), max(r[1] for r in runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--camera", type=int, default=16, help="12 MP JPEGs")
+    ap.add_argument("--small", type=int, default=32, help="640 px JPEGs")
+    ap.add_argument("--texts", type=int, default=256)
+    ap.add_argument("--faces", type=int, default=32, help="640 px photos for the faces row")
+    ap.add_argument("--only", default="", help="comma list of: camera,small,texts,faces,decision,boundary")
+    ap.add_argument("--clip-dir", default=os.path.join(ROOT, "models/clip/ViT-B-32"))
+    ap.add_argument("--face-dir", default=os.path.join(ROOT, "models/faces/buffalo_l"))
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    want = lambda s: not only or s in only  # noqa: E731
+
+    work = os.path.join(ROOT, "target/bench")
+    t0 = time.time()
+    table = Table()
+    memory = Table()
+    print(f"threads={args.threads}, batch={args.batch_size}, median of {args.repeat} runs; preparing inputs...",
+          file=sys.stderr, flush=True)
+    if want("camera"):
+        cam = camera_images(os.path.join(work, "camera"), args.camera)
+        ours = [ours_embed(args, cam) for _ in range(args.repeat)]
+        exact = [ours_embed(args, cam, {"SWITCHYARD_SCALED_DECODE": "false"}) for _ in range(args.repeat)]
+        py = [python_clip(args, ["--images", *cam]) for _ in range(args.repeat)]
+        (o, orss), (e, _), (p, prss) = (median_of(r, "images_per_s") for r in (ours, exact, py))
+        table.add(f"CLIP images, {len(cam)} x 12 MP JPEG", "images/s", o, p)
+        table.add("  same, exact PIL decode", "images/s", e, p)
+        memory.add("CLIP images, 12 MP JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
+    if want("small"):
+        small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640)
+        ours = [ours_embed(args, small) for _ in range(args.repeat)]
+        py = [python_clip(args, ["--images", *small]) for _ in range(args.repeat)]
+        (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
+        table.add(f"CLIP images, {len(small)} x 640 px JPEG", "images/s", o, p)
+        memory.add("CLIP images, 640 px JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
+    if want("texts"):
+        texts_file = os.path.join(work, "texts.txt")
+        os.makedirs(work, exist_ok=True)
+        with open(texts_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(bench_clip.captions(args.texts)) + "\n")
+        ours = [ours_embed(args, ["--texts-file", texts_file]) for _ in range(args.repeat)]
+        py = [python_clip(args, ["--texts-file", texts_file]) for _ in range(args.repeat)]
+        (o, orss), (p, prss) = (median_of(r, "texts_per_s") for r in (ours, py))
+        table.add(f"CLIP texts, {args.texts} captions", "texts/s", o, p)
+        memory.add("CLIP texts", "peak RSS MB", orss, prss, higher_is_better=False)
+    if want("faces"):
+        photos = bench_clip.sample_images(os.path.join(work, "images"), args.faces, 640)
+        ours = [ours_embed(args, ["--faces", *photos]) for _ in range(args.repeat)]
+        py = [python_faces(args, photos) for _ in range(args.repeat)]
+        (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
+        table.add(f"faces, {len(photos)} x 640 px JPEG", "images/s", o, p)
+        memory.add("faces", "peak RSS MB", orss, prss, higher_is_better=False)
+    if want("decision"):
+        d = decision(args)
+        table.add("device decision, in process", "ms", d["switchyard_decision_ms"], d["python_ms"], False)
+        table.add("device decision, whole process", "ms", d["switchyard_process_ms"], d["python_ms"], False)
+    if want("boundary"):
+        b = boundary(args)
+        print(f"plugin boundary: health() round trip {b['health_ns']:.0f} ns; run() of a 1x1 identity "
+              f"{b['tiny_run_us']:.1f} us; batch-1 image embedding {b['image_ms']:.2f} ms; "
+              f"ABI share of a batch-1 image call: {b['share_percent']:.4f}%")
+    table.print()
+    print()
+    memory.print()
+    print(f"\n(total {time.time() - t0:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
