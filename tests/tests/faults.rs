@@ -47,10 +47,12 @@ fn text(server: &Server, t: &str) -> Reply {
     post_json(&format!("{}/v1/embed/text", server.url), &json!({"text": t}), &[])
 }
 
+fn jpeg() -> Vec<u8> {
+    std::fs::read(&make_images(&temp_dir("fault-image"), 1, 160, 120)[0]).unwrap()
+}
+
 fn image(server: &Server) -> Reply {
-    let dir = temp_dir("fault-image");
-    let bytes = std::fs::read(&make_images(&dir, 1, 160, 120)[0]).unwrap();
-    send("POST", &format!("{}/v1/embed/image", server.url), &[("content-type", "image/jpeg")], &bytes)
+    send("POST", &format!("{}/v1/embed/image", server.url), &[("content-type", "image/jpeg")], &jpeg())
 }
 
 fn get(server: &Server, path: &str) -> Reply {
@@ -180,7 +182,7 @@ fn the_server_keeps_serving_past_a_plugin_missing_a_library() {
 #[test]
 fn fallback_cpu_serves_the_requests_the_selected_device_fails() {
     let (folder, trigger) = fault_folder("fixture-run-fails", "fallback");
-    let server = fault_server(&folder, &trigger, "", &["--no-faces", "--fallback", "cpu"]);
+    let server = fault_server(&folder, &trigger, "", &["--fallback", "cpu"]);
     let healthy = text(&server, "a photo of a cat");
     assert_ok(&healthy, &server);
     assert_eq!(healthy.header("x-device"), Some("cpu"));
@@ -194,11 +196,15 @@ fn fallback_cpu_serves_the_requests_the_selected_device_fails() {
     let img = image(&server);
     assert_ok(&img, &server);
     assert_eq!(img.header("x-device"), Some("cpu (fallback)"));
+    let faces = send("POST", &format!("{}/v1/faces", server.url), &[("content-type", "image/jpeg")], &jpeg());
+    assert_ok(&faces, &server);
+    assert_eq!(faces.header("x-device"), Some("cpu (fallback)"));
 
     let info = get(&server, "/info").body;
     assert!(info["fallback"]["plugin_path"].as_str().unwrap().ends_with("/libbackend_cpu.so"), "{info:?}");
     assert!(!info["fallback"]["shared_libraries"].as_array().unwrap().is_empty(), "{info:?}");
     assert_eq!(info["served_by"]["clip"]["cpu (fallback)"], 2, "{info:?}");
+    assert_eq!(info["served_by"]["faces"]["cpu (fallback)"], 1, "{info:?}");
     let metrics = get(&server, "/metrics").body;
     let metrics = metrics.as_str().unwrap();
     assert!(
@@ -218,4 +224,43 @@ fn an_unknown_fallback_is_a_startup_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`FALLBACK=gpu` is not a fallback device; use cpu"), "{stderr}");
+}
+
+#[test]
+fn fallback_cpu_is_refused_at_startup_when_the_cpu_plugin_maps_another_libtorch() {
+    let folder = plugin_folder(
+        "other-libtorch",
+        &[
+            ("libbackend_cpu-fails.so", fixture("fixture-run-fails")),
+            ("libbackend_cpu-other-libtorch.so", fixture("fixture-other-libtorch")),
+        ],
+    );
+    let trigger = folder.join("trigger");
+    let delegate = plugin(DeviceKind::Cpu);
+    let env = [
+        ("DEVICE", "cpu"),
+        ("SWITCHYARD_FIXTURE_DELEGATE", delegate.to_str().unwrap()),
+        ("SWITCHYARD_FIXTURE_TRIGGER", trigger.to_str().unwrap()),
+        ("FALLBACK", "cpu"),
+    ];
+    let mut server = Server::spawn_with_plugins(folder, &["--no-faces"], &env);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let log = server.log_text();
+    for says in [
+        "`FALLBACK=cpu` is refused: the CPU plugin",
+        "libbackend_cpu-other-libtorch.so` would load",
+        "libtorch_other_build.so`, but this process already runs",
+        "/torch/lib/",
+        "must never hold two libtorch or ONNX Runtime builds",
+    ] {
+        assert!(log.contains(says), "the log does not say `{says}`:\n{log}");
+    }
 }
