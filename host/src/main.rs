@@ -181,6 +181,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         clip_pretrained: Some(args.models.clip_pretrained.clone()),
         face_dir: args.models.face_dir(),
         face_model_name: args.models.face_model_name.clone(),
+        fallback: args.fallback()?,
     };
     switchyard::server::serve(args.server_config(), plan)?;
     Ok(ExitCode::SUCCESS)

@@ -46,8 +46,12 @@ pub fn models() -> PathBuf {
 impl Server {
     /// Starts `switchyard serve` with `args` (plus plugin dir, models, port); does not wait.
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_with_plugins(cpu_plugins(&format!("serve-{name}")), args, env)
+    }
+
+    /// Like [`Server::spawn`], with the plugin folder given (its log goes there too).
+    pub fn spawn_with_plugins(plugins: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
-        let plugins = cpu_plugins(&format!("serve-{name}"));
         let log = plugins.join("serve.log");
         // Through a small shell that stops the server when our stdin pipe closes: the shared
         // test server lives in a static, which is never dropped, and must not outlive the tests.
@@ -55,7 +59,7 @@ impl Server {
         cmd.arg("-c").arg(STOP_WITH_PARENT).arg(switchyard_bin());
         cmd.arg("serve").arg("--plugin-dir").arg(&plugins).arg("--model-dir").arg(models());
         cmd.arg("--port").arg(port.to_string()).args(args);
-        for var in ["DEVICE", "FORCE_CPU", "SWITCHYARD_PLUGINS", "SWITCHYARD_API_KEY", "SWITCHYARD_LOG"] {
+        for var in ["DEVICE", "FORCE_CPU", "SWITCHYARD_PLUGINS", "SWITCHYARD_API_KEY", "SWITCHYARD_LOG", "FALLBACK"] {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().copied());

@@ -48,7 +48,7 @@ pub struct BackendSummary {
 /// The first thing that went wrong.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Failure {
-    /// A short tag: open, not_a_plugin, incompatible, abi_version, kind_mismatch, call, crashed, hung, spawn.
+    /// A short tag: open, missing_library, not_a_plugin, incompatible, abi_version, kind_mismatch, call, crashed, hung, spawn.
     pub stage: String,
     /// The full message.
     pub message: String,
@@ -69,6 +69,11 @@ pub struct PluginReport {
     #[serde(default)]
     pub backend: Option<BackendSummary>,
     pub failure: Option<Failure>,
+    /// libtorch, c10 and ONNX Runtime files the process had mapped after
+    /// opening the backend (see [`super::maps`]); `None`: not opened, or the
+    /// platform does not say.
+    #[serde(default)]
+    pub runtime_libraries: Option<Vec<PathBuf>>,
     /// Wall time of the inspection, milliseconds.
     pub took_ms: f64,
 }
@@ -84,6 +89,7 @@ impl PluginReport {
             opened: None,
             backend: None,
             failure: None,
+            runtime_libraries: None,
             took_ms: 0.0,
         }
     }
@@ -114,6 +120,7 @@ impl PluginReport {
 fn stage_of(e: &LoadError) -> &'static str {
     match e {
         LoadError::Missing { .. } | LoadError::Open { .. } => "open",
+        LoadError::MissingLibrary { .. } => "missing_library",
         LoadError::InsecurePermissions { .. } => "permissions",
         LoadError::NotAPlugin { .. } => "not_a_plugin",
         LoadError::Incompatible { .. } => "incompatible",
@@ -181,6 +188,7 @@ fn inspect_steps(mut report: PluginReport, path: &Path, config: &BackendConfig, 
             Ok(backend) => match backend.health().into_result() {
                 Ok(()) => {
                     report.opened = Some(true);
+                    report.runtime_libraries = super::maps::runtime_libraries();
                     let info = backend.info();
                     report.backend = Some(BackendSummary {
                         device: info.device.to_string(),

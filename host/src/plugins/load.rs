@@ -28,6 +28,11 @@ pub enum LoadError {
         #[source]
         source: LibraryError,
     },
+    /// dlopen failed because a library the plugin needs is not where the
+    /// dynamic loader looks (the plugin's RUNPATH, LD_LIBRARY_PATH, the
+    /// system folders).
+    #[error("`{}` needs the shared library `{library}`, which the dynamic loader cannot find; install it, or add the folder that holds it to {var} (for libtorch or ONNX Runtime libraries: rebuild the plugin with ci/build.sh so its RUNPATH points at the venv)", path.display(), var = LIBRARY_PATH_VAR)]
+    MissingLibrary { path: PathBuf, library: String },
     /// The library has no abi_stable root module. `detail` is the loader's
     /// last line (abi_stable's own message spans several lines).
     #[error("`{}` is not a switchyard plugin: it exports no root module ({detail}); build plugins with switchyard_engine::export_plugin!", path.display())]
@@ -54,6 +59,22 @@ pub enum LoadError {
     /// The plugin describes itself as another device than its file name says.
     #[error("`{}` is named for {named} but describes itself as `{described}`; rename the file libbackend_{described}.so", path.display())]
     KindMismatch { path: PathBuf, named: DeviceKind, described: String },
+}
+
+/// The variable the dynamic loader reads for extra library folders.
+pub const LIBRARY_PATH_VAR: &str = if cfg!(target_os = "macos") { "DYLD_LIBRARY_PATH" } else { "LD_LIBRARY_PATH" };
+
+/// The library a failed dlopen could not find, from the loader's message:
+/// glibc says `libfoo.so: cannot open shared object file`, macOS says
+/// `Library not loaded: @rpath/libfoo.dylib`.
+pub fn missing_library(loader_message: &str) -> Option<String> {
+    if let Some((before, _)) = loader_message.split_once(": cannot open shared object file") {
+        let name = before.rsplit([' ', '\n', '(', '"', '`']).next()?.trim();
+        return (!name.is_empty()).then(|| name.to_string());
+    }
+    let (_, after) = loader_message.split_once("Library not loaded: ")?;
+    let name = after.split(['\n', ' ', '\'']).next()?.trim();
+    (!name.is_empty()).then(|| name.rsplit('/').next().unwrap_or(name).to_string())
 }
 
 /// Refuses a plugin file (after symlinks) or its folder that others can write.
@@ -146,7 +167,10 @@ impl LoadedPlugin {
         }
         check_permissions(path)?;
         let header = lib_header_from_path(path).map_err(|source| match source {
-            LibraryError::OpenError { .. } => LoadError::Open { path: path_buf.clone(), source },
+            LibraryError::OpenError { .. } => match missing_library(&source.to_string()) {
+                Some(library) => LoadError::MissingLibrary { path: path_buf.clone(), library },
+                None => LoadError::Open { path: path_buf.clone(), source },
+            },
             other => not_a_plugin(&path_buf, &other),
         })?;
         let root = header.init_root_module::<BackendRootRef>().map_err(|source| match source {
@@ -202,4 +226,18 @@ pub struct Description {
     pub device_kind: String,
     pub version: String,
     pub build: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_library;
+
+    #[test]
+    fn the_missing_library_is_named() {
+        let glibc = "Could not open library at:\n    /p/libbackend_cpu.so\n    because: libfoo.so.1: cannot open shared object file: No such file or directory";
+        assert_eq!(missing_library(glibc).as_deref(), Some("libfoo.so.1"));
+        let mac = "dlopen(/p/libbackend_mps.dylib, 0x0005): Library not loaded: @rpath/libtorch_cpu.dylib\n  Referenced from: ...";
+        assert_eq!(missing_library(mac).as_deref(), Some("libtorch_cpu.dylib"));
+        assert_eq!(missing_library("/p/x.so: invalid ELF header"), None);
+    }
 }

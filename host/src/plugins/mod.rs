@@ -5,6 +5,7 @@
 pub mod discover;
 pub mod inspect;
 pub mod load;
+pub mod maps;
 
 pub use discover::{discover, FoundPlugin};
 pub use inspect::{inspect_in_child, inspect_in_process, PluginReport};

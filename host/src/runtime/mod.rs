@@ -5,7 +5,10 @@
 //! process when the switchyard executable is known, so a crashing plugin or a
 //! second libtorch build never enters this process); the selected file is
 //! then loaded in-process and opened. If that fails the error says why; the
-//! process never loads two plugins.
+//! process never loads two plugins, except the CPU fallback ([`fallback`]),
+//! which is checked to bring no second runtime.
+
+pub mod fallback;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,6 +12,12 @@
 //! A request that would push the queue over its capacity is refused whole
 //! (429) before anything is queued.
 //!
+//! A request waits at most the configured deadline (queue + inference);
+//! then it gets 504 and the worker goes on. A worker stuck in one backend
+//! call for longer than the deadline makes [`Batcher::stuck`] say so: new
+//! requests for that model are refused with 503 at once and `/ready` turns
+//! 503, while the other models keep serving.
+//!
 //! Each batch runs in a `batch` span whose parent is the span of the request
 //! that waited longest, so the request's trace continues into the worker; the
 //! span also lists every request id in the batch.
@@ -30,7 +36,14 @@ use super::error::ApiError;
 use super::metrics::{Metrics, Queue};
 
 /// Runs one batch on the model; one output per input, in order.
-pub type RunBatch<I, O> = Box<dyn Fn(Vec<I>) -> Result<Vec<O>, String> + Send>;
+pub type RunBatch<I, O> = Box<dyn Fn(Vec<I>) -> Result<Ran<O>, String> + Send>;
+
+/// A batch's outputs and the device that computed them (the selected one, or the fallback).
+#[derive(Debug)]
+pub struct Ran<O> {
+    pub outputs: Vec<O>,
+    pub device: Arc<str>,
+}
 
 /// A request's results with its timings.
 #[derive(Debug)]
@@ -42,6 +55,8 @@ pub struct Done<O> {
     pub inference: Duration,
     /// Size of the largest batch its items ran in.
     pub batch_size: usize,
+    /// The device that served it (of its last batch, when split).
+    pub device: Arc<str>,
 }
 
 struct Pending<O> {
@@ -50,6 +65,7 @@ struct Pending<O> {
     queue: Duration,
     inference: Duration,
     batch_size: usize,
+    device: Option<Arc<str>>,
     last_batch: Option<Instant>,
     reply: Option<oneshot::Sender<Result<Done<O>, ApiError>>>,
 }
@@ -75,6 +91,8 @@ struct State<I, O> {
 struct Shared<I, O> {
     state: Mutex<State<I, O>>,
     wake: Condvar,
+    /// When the batch the worker is running started (`None`: idle).
+    running_since: Mutex<Option<Instant>>,
 }
 
 /// One model queue and its worker.
@@ -83,6 +101,7 @@ pub struct Batcher<I, O> {
     worker: Mutex<Option<JoinHandle<()>>>,
     queue: Queue,
     capacity: usize,
+    deadline: Option<Duration>,
     metrics: Arc<Metrics>,
 }
 
@@ -102,6 +121,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State { items: VecDeque::new(), closed: false }),
             wake: Condvar::new(),
+            running_since: Mutex::new(None),
         });
         let worker = {
             let shared = shared.clone();
@@ -110,7 +130,29 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 .name(format!("batch-{}", queue.name()))
                 .spawn(move || worker(&shared, queue, config, &device, &metrics, run))?
         };
-        Ok(Self { shared, worker: Mutex::new(Some(worker)), queue, capacity: config.queue_capacity, metrics })
+        Ok(Self {
+            shared,
+            worker: Mutex::new(Some(worker)),
+            queue,
+            capacity: config.queue_capacity,
+            deadline: config.request_timeout,
+            metrics,
+        })
+    }
+
+    /// How long the worker has been inside one batch, when that is longer than the deadline.
+    pub fn stuck(&self) -> Option<Duration> {
+        let deadline = self.deadline?;
+        let since = (*lock(&self.shared.running_since))?;
+        Some(since.elapsed()).filter(|running| *running > deadline)
+    }
+
+    /// 503 `backend_stuck` when the worker is stuck (see [`Batcher::stuck`]).
+    pub fn check_healthy(&self) -> Result<(), ApiError> {
+        match self.stuck() {
+            Some(running) => Err(ApiError::BackendStuck { model: self.queue.name(), running }),
+            None => Ok(()),
+        }
     }
 
     /// Queues `inputs` for the current request (its span and id) and waits for their outputs.
@@ -118,8 +160,16 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let n = inputs.len();
         let (tx, rx) = oneshot::channel();
         if n == 0 {
-            return Ok(Done { outputs: Vec::new(), queue: Duration::ZERO, inference: Duration::ZERO, batch_size: 0 });
+            let device = Arc::from("none");
+            return Ok(Done {
+                outputs: Vec::new(),
+                queue: Duration::ZERO,
+                inference: Duration::ZERO,
+                batch_size: 0,
+                device,
+            });
         }
+        self.check_healthy()?;
         let request = Arc::new(Request {
             pending: Mutex::new(Pending {
                 outputs: (0..n).map(|_| None).collect(),
@@ -127,6 +177,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 queue: Duration::ZERO,
                 inference: Duration::ZERO,
                 batch_size: 0,
+                device: None,
                 last_batch: None,
                 reply: Some(tx),
             }),
@@ -150,15 +201,36 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             self.metrics.queue_add(self.queue, n as i64);
         }
         self.shared.wake.notify_one();
-        rx.await.map_err(|_| ApiError::Internal("the model worker stopped before answering".into()))?
+        let answer = match self.deadline {
+            Some(after) => tokio::time::timeout(after, rx)
+                .await
+                .map_err(|_| ApiError::Timeout { model: self.queue.name(), after })?,
+            None => rx.await,
+        };
+        answer.map_err(|_| ApiError::Internal("the model worker stopped before answering".into()))?
     }
 
-    /// Refuses new items, lets the worker finish what is queued, and waits for it.
+    /// Refuses new items, lets the worker finish what is queued, and waits
+    /// for it; a worker stuck in a backend call is left behind (it cannot be
+    /// interrupted), after the deadline, so that the process can exit.
     pub fn close(&self) {
         lock(&self.shared.state).closed = true;
         self.shared.wake.notify_all();
-        if let Some(handle) = lock(&self.worker).take() {
-            let _ = handle.join();
+        let Some(handle) = lock(&self.worker).take() else { return };
+        loop {
+            if handle.is_finished() {
+                let _ = handle.join();
+                return;
+            }
+            if let Some(running) = self.stuck() {
+                tracing::error!(
+                    model = self.queue.name(),
+                    running_s = running.as_secs_f64(),
+                    "model worker stuck in a backend call; leaving it behind"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -203,23 +275,27 @@ fn worker<I, O>(
         }
         let _entered = span.enter();
         let (meta, inputs): (Vec<_>, Vec<_>) = items.into_iter().map(|i| ((i.index, i.request), i.input)).unzip();
+        *lock(&shared.running_since) = Some(started);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| run(inputs)))
             .unwrap_or_else(|_| Err("the model worker panicked".to_string()))
-            .and_then(|out| {
-                if out.len() == size {
-                    Ok(out)
+            .and_then(|ran| {
+                if ran.outputs.len() == size {
+                    Ok(ran)
                 } else {
-                    Err(format!("the model returned {} outputs for {size} inputs", out.len()))
+                    Err(format!("the model returned {} outputs for {size} inputs", ran.outputs.len()))
                 }
             });
+        *lock(&shared.running_since) = None;
         let inference = started.elapsed();
         span.record("inference_ms", inference.as_secs_f64() * 1e3);
         metrics.batch(queue, size, queued, inference);
-        let batch = BatchRun { started, size, queued, inference };
+        let served_by = result.as_ref().map(|ran| ran.device.clone()).unwrap_or_else(|_| Arc::from(device));
+        metrics.served(queue, &served_by, result.is_ok());
+        let batch = BatchRun { started, size, queued, inference, device: served_by };
         match result {
-            Ok(outputs) => {
-                tracing::debug!("batch done");
-                for ((index, request), output) in meta.into_iter().zip(outputs) {
+            Ok(ran) => {
+                tracing::debug!(served_by = %batch.device, "batch done");
+                for ((index, request), output) in meta.into_iter().zip(ran.outputs) {
                     deliver(&request, index, Ok(output), &batch);
                 }
             }
@@ -239,6 +315,7 @@ struct BatchRun {
     size: usize,
     queued: Duration,
     inference: Duration,
+    device: Arc<str>,
 }
 
 fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, String>, run: &BatchRun) {
@@ -264,6 +341,7 @@ fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, String>, run
     }
     p.queue = p.queue.max(run.queued);
     p.batch_size = p.batch_size.max(run.size);
+    p.device = Some(run.device.clone());
     if let Some(slot) = p.outputs.get_mut(index) {
         *slot = Some(o);
     }
@@ -271,7 +349,9 @@ fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, String>, run
     if p.remaining == 0 {
         if let Some(reply) = p.reply.take() {
             let outputs: Vec<O> = p.outputs.drain(..).flatten().collect();
-            let _ = reply.send(Ok(Done { outputs, queue: p.queue, inference: p.inference, batch_size: p.batch_size }));
+            let device = p.device.take().unwrap_or_else(|| Arc::from("none"));
+            let done = Done { outputs, queue: p.queue, inference: p.inference, batch_size: p.batch_size, device };
+            let _ = reply.send(Ok(done));
         }
     }
 }

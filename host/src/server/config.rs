@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Items that may wait per model queue; beyond it requests get 429.
     #[arg(long, env = "SWITCHYARD_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
+    /// Longest a request waits for its model (queue + inference), in ms: then 504. A model
+    /// stuck in one device call for longer makes its requests 503 and /ready 503 (0: no deadline).
+    #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
+    pub request_timeout_ms: u64,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
@@ -83,6 +87,10 @@ pub struct ServeArgs {
     /// Images decoded and preprocessed at once, off the async runtime (0: one per core).
     #[arg(long, env = "SWITCHYARD_PREPROCESS_WORKERS", default_value_t = 0)]
     pub preprocess_workers: usize,
+    /// `cpu`: retry a batch that fails on the selected device on the CPU plugin (checked at
+    /// startup to share the selected plugin's libtorch and ONNX Runtime); empty: no fallback.
+    #[arg(long, env = "FALLBACK", default_value = "")]
+    pub fallback: String,
     #[command(flatten)]
     pub faces: FaceArgs,
     #[command(flatten)]
@@ -91,6 +99,17 @@ pub struct ServeArgs {
     pub plugins: PluginArgs,
     #[command(flatten)]
     pub models: ModelArgs,
+}
+
+impl ServeArgs {
+    /// Whether `FALLBACK=cpu` is set; anything but cpu, none or empty is an error.
+    pub fn fallback(&self) -> anyhow::Result<bool> {
+        match self.fallback.trim().to_ascii_lowercase().as_str() {
+            "" | "none" | "off" => Ok(false),
+            "cpu" => Ok(true),
+            other => anyhow::bail!("`FALLBACK={other}` is not a fallback device; use cpu, or leave it unset"),
+        }
+    }
 }
 
 /// `POST /v1/faces` settings (insightface's `FaceAnalysis` defaults).
@@ -150,6 +169,16 @@ pub struct BatchConfig {
     #[serde(serialize_with = "crate::util::millis")]
     pub max_wait: Duration,
     pub queue_capacity: usize,
+    /// The per-request deadline (`None`: none).
+    #[serde(rename = "request_timeout_ms", serialize_with = "optional_millis")]
+    pub request_timeout: Option<Duration>,
+}
+
+fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::util::millis(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Request limits.
@@ -182,7 +211,9 @@ impl ServeArgs {
             (self.max_batch_size.max(1), Duration::from_millis(self.max_wait_ms))
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let batch = BatchConfig { max_batch_size, max_wait, queue_capacity: self.queue_capacity.max(1) };
+        let request_timeout = (self.request_timeout_ms > 0).then(|| Duration::from_millis(self.request_timeout_ms));
+        let batch =
+            BatchConfig { max_batch_size, max_wait, queue_capacity: self.queue_capacity.max(1), request_timeout };
         let f = &self.faces;
         ServerConfig {
             addr: SocketAddr::new(self.host, self.port),

@@ -58,6 +58,12 @@ pub enum ApiError {
     FacesUnavailable(String),
     #[error("the server is shutting down; retry on another instance")]
     ShuttingDown,
+    /// The model did not answer within the request deadline.
+    #[error("the {model} model did not answer within {} ms (SWITCHYARD_REQUEST_TIMEOUT_MS); the device may be stuck, see /ready", after.as_millis())]
+    Timeout { model: &'static str, after: std::time::Duration },
+    /// The model's worker has been inside one backend call for longer than the deadline.
+    #[error("the {model} model has been stuck in one device call for {:.0} s, so its requests are refused; the other models still serve. Restart the server to recover, and check the device and its driver", running.as_secs_f64())]
+    BackendStuck { model: &'static str, running: std::time::Duration },
     /// The model failed while running a batch.
     #[error("inference failed: {0}")]
     Inference(String),
@@ -92,9 +98,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotReady | ApiError::ShuttingDown | ApiError::FacesUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::NotReady
+            | ApiError::ShuttingDown
+            | ApiError::FacesUnavailable(_)
+            | ApiError::BackendStuck { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Inference(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +126,8 @@ impl ApiError {
             ApiError::NotReady => "not_ready",
             ApiError::FacesUnavailable(_) => "faces_unavailable",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::Timeout { .. } => "timeout",
+            ApiError::BackendStuck { .. } => "backend_stuck",
             ApiError::Inference(_) => "inference_failed",
             ApiError::Internal(_) => "internal",
         }
@@ -213,8 +223,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        // Retrying helps when the server is busy or loading, not when the face models are absent.
-        let transient = !matches!(self, ApiError::FacesUnavailable(_));
+        // Retrying helps when the server is busy or loading, not when the face models are absent
+        // or a device call is stuck (that needs a restart).
+        let transient = !matches!(self, ApiError::FacesUnavailable(_) | ApiError::BackendStuck { .. });
         if transient && (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

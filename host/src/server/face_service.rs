@@ -21,6 +21,7 @@ use switchyard_core::abi::BackendBox;
 
 use super::batcher::Batcher;
 use super::config::FaceConfig;
+use super::devices::Devices;
 use super::error::ApiError;
 use super::metrics::{Metrics, Queue};
 use super::state::LoadError;
@@ -33,6 +34,8 @@ use crate::image::RgbImage;
 pub struct FaceModels {
     pub name: String,
     pub pipeline: Arc<FacePipeline>,
+    /// The pipeline on the selected device and on the CPU fallback.
+    pub devices: Arc<Devices<FacePipeline>>,
     pub queue: Batcher<RgbImage, Vec<Face>>,
 }
 
@@ -70,9 +73,12 @@ pub struct FaceModelReport {
 }
 
 impl FaceService {
-    /// Loads and warms up the face models in `dir` and starts their worker; blocking.
+    /// Loads and warms up the face models in `dir` on `backend` (with its
+    /// device label), also on the CPU `fallback` if given, and starts their
+    /// worker; blocking.
     pub fn load(
-        backend: Arc<BackendBox>,
+        (backend, label): (Arc<BackendBox>, String),
+        fallback: Option<(Arc<BackendBox>, String)>,
         dir: &Path,
         name: &str,
         config: &FaceConfig,
@@ -92,7 +98,7 @@ impl FaceService {
             limits,
             ..FaceOptions::default()
         };
-        let pipeline = match FacePipeline::load(backend, dir, options) {
+        let pipeline = match FacePipeline::load(backend, dir, options.clone()) {
             Ok(p) => Arc::new(p),
             Err(e @ FaceError::MissingModel { .. }) => {
                 let reason = e.to_string();
@@ -102,8 +108,15 @@ impl FaceService {
             Err(e) => return Err(LoadError::Faces(e)),
         };
         let device = pipeline.info().detector_device.clone();
+        let fallback = match fallback {
+            Some((backend, label)) => {
+                Some((Arc::new(FacePipeline::load(backend, dir, options).map_err(LoadError::Faces)?), label))
+            }
+            None => None,
+        };
+        let devices = Arc::new(Devices::new("faces", pipeline.clone(), &label, fallback));
         let queue = {
-            let pipeline = pipeline.clone();
+            let devices = devices.clone();
             Batcher::start(
                 Queue::Faces,
                 config.batch,
@@ -111,12 +124,12 @@ impl FaceService {
                 metrics.clone(),
                 Box::new(move |images: Vec<RgbImage>| {
                     let refs: Vec<&RgbImage> = images.iter().collect();
-                    pipeline.detect_and_embed(&refs).map_err(|e| crate::util::error_chain(&e))
+                    devices.run(|p| p.detect_and_embed(&refs))
                 }),
             )
             .map_err(LoadError::Worker)?
         };
-        Ok(FaceService::Ready(FaceModels { name: name.to_string(), pipeline, queue }))
+        Ok(FaceService::Ready(FaceModels { name: name.to_string(), pipeline, devices, queue }))
     }
 
     /// The models, or 503 `faces_unavailable` saying why.

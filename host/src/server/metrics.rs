@@ -87,6 +87,7 @@ pub struct Metrics {
     queue_duration: Histogram,
     preprocess_duration: Histogram,
     inference_duration: Histogram,
+    batches: Counter,
     queue_size: [AtomicI64; 3],
     device: Mutex<Option<String>>,
 }
@@ -123,6 +124,7 @@ impl Default for Metrics {
             queue_duration: Histogram::new(DURATION_BUCKETS),
             preprocess_duration: Histogram::new(DURATION_BUCKETS),
             inference_duration: Histogram::new(DURATION_BUCKETS),
+            batches: Counter::default(),
             queue_size: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)],
             device: Mutex::new(None),
         }
@@ -146,6 +148,13 @@ impl Metrics {
         self.batch_size.observe(labels.clone(), size as f64);
         self.queue_duration.observe(labels.clone(), queued.as_secs_f64());
         self.inference_duration.observe(labels, inference.as_secs_f64());
+    }
+
+    /// Counts a batch by the device that served it (the selected one or the
+    /// fallback) and whether it succeeded.
+    pub fn served(&self, queue: Queue, device: &str, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.batches.inc(format!("model=\"{}\",device=\"{}\",outcome=\"{outcome}\"", queue.name(), esc(device)));
     }
 
     /// Records the decode + preprocess time of one image bound for `queue`.
@@ -204,6 +213,11 @@ impl Metrics {
             "Decode and preprocess time per image.",
         );
         self.inference_duration.render(&mut out, "switchyard_inference_duration_seconds", "Model time per batch.");
+        self.batches.render(
+            &mut out,
+            "switchyard_batches_total",
+            "Model batches by the device that ran them (the selected one or the fallback) and outcome.",
+        );
         out
     }
 }

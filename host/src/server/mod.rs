@@ -5,6 +5,7 @@
 //! - [`input`]: request bodies to model inputs, with the limits;
 //! - [`prepare`]: image decoding on the blocking pool, in parallel;
 //! - [`batcher`]: one queue and one worker thread per model (dynamic batching);
+//! - [`devices`]: the selected device and the CPU fallback behind each queue;
 //! - [`face_service`]: the face models behind their queue, or why they are absent;
 //! - [`error`]: the one error type and its status table;
 //! - [`middleware`]: request id, tracing span, metrics, API key;
@@ -18,6 +19,7 @@
 
 pub mod batcher;
 pub mod config;
+pub mod devices;
 pub mod error;
 pub mod face_service;
 pub mod input;

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::batcher::Batcher;
 use super::config::ServerConfig;
+use super::devices::Devices;
 use super::error::ApiError;
 use super::face_service::{FaceModelReport, FaceService};
 use super::metrics::{Metrics, Queue};
@@ -22,7 +23,9 @@ use crate::clip::pipeline::{ClipPipeline, PipelineError};
 use crate::config::DeviceSettings;
 use crate::faces::FaceError;
 use crate::image::decode::DecodeLimits;
+use crate::runtime::fallback::{Fallback, FallbackError};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
+use switchyard_core::DeviceKind;
 
 /// What to load at startup.
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct LoadPlan {
     /// `MODEL_DIR/faces/FACE_MODEL_NAME`.
     pub face_dir: PathBuf,
     pub face_model_name: String,
+    /// `FALLBACK=cpu`: retry batches the selected device fails on the CPU plugin.
+    pub fallback: bool,
 }
 
 /// Why the models could not be loaded.
@@ -47,6 +52,10 @@ pub enum LoadError {
     Pipeline(#[from] PipelineError),
     #[error("the face models could not be loaded (start with --no-faces to serve CLIP alone)")]
     Faces(#[from] FaceError),
+    #[error(transparent)]
+    Fallback(#[from] FallbackError),
+    #[error("the CLIP model could not be loaded on the CPU fallback")]
+    FallbackPipeline(#[source] PipelineError),
     #[error("cannot start a model worker thread")]
     Worker(#[source] std::io::Error),
 }
@@ -87,11 +96,15 @@ pub struct ModelReport {
 /// The loaded models and their queues.
 pub struct Models {
     pub clip: Arc<ClipPipeline>,
+    /// CLIP on the selected device and on the CPU fallback.
+    pub clip_devices: Arc<Devices<ClipPipeline>>,
     pub text: Batcher<String, Vec<f32>>,
     pub image: Batcher<Vec<f32>, Vec<f32>>,
     /// The face pipeline and its queue, or why it is absent.
     pub faces: FaceService,
     pub report: Vec<ModelEntry>,
+    /// The CPU plugin behind `FALLBACK=cpu`; outlives the pipelines on it.
+    pub fallback: Option<Fallback>,
     /// Kept last: the plugin must outlive the pipelines and workers.
     pub runtime: Runtime,
 }
@@ -115,8 +128,20 @@ impl Models {
         );
         let device = clip.model.device().to_string();
         metrics.set_device(&runtime.report.device, &runtime.report.plugin.name, &format!("{engine:?}").to_lowercase());
+        let fallback = if plan.fallback { Fallback::start(&runtime, &plan.settings, &plan.runtime)? } else { None };
+        let fallback_clip = match &fallback {
+            Some(fb) => {
+                let engine = plan.clip_engine.unwrap_or_else(|| crate::clip::model::default_engine(DeviceKind::Cpu));
+                let pretrained = plan.clip_pretrained.as_deref();
+                let clip = ClipPipeline::load(fb.backend.clone(), &plan.clip_dir, engine, pretrained, limits)
+                    .map_err(LoadError::FallbackPipeline)?;
+                Some((Arc::new(clip), fb.report.device.clone()))
+            }
+            None => None,
+        };
+        let clip_devices = Arc::new(Devices::new("clip", clip.clone(), &runtime.report.device, fallback_clip));
         let text = {
-            let clip = clip.clone();
+            let clip = clip_devices.clone();
             Batcher::start(
                 Queue::Text,
                 config.batch,
@@ -124,13 +149,13 @@ impl Models {
                 metrics.clone(),
                 Box::new(move |texts: Vec<String>| {
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    clip.embed_texts(&refs).map_err(|e| crate::util::error_chain(&e))
+                    clip.run(|p| p.embed_texts(&refs))
                 }),
             )
             .map_err(LoadError::Worker)?
         };
         let image = {
-            let clip = clip.clone();
+            let clip = clip_devices.clone();
             Batcher::start(
                 Queue::Image,
                 config.batch,
@@ -138,14 +163,15 @@ impl Models {
                 metrics.clone(),
                 Box::new(move |images: Vec<Vec<f32>>| {
                     let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
-                    clip.embed_prepared(&refs).map_err(|e| crate::util::error_chain(&e))
+                    clip.run(|p| p.embed_prepared(&refs))
                 }),
             )
             .map_err(LoadError::Worker)?
         };
         let c = &clip.model.config;
         let faces = FaceService::load(
-            runtime.backend.clone(),
+            (runtime.backend.clone(), runtime.report.device.clone()),
+            fallback.as_ref().map(|fb| (fb.backend.clone(), fb.report.device.clone())),
             &plan.face_dir,
             &plan.face_model_name,
             &config.faces,
@@ -166,7 +192,17 @@ impl Models {
         };
         let report =
             vec![ModelEntry::Clip(clip_report), ModelEntry::Faces(faces.report(&plan.face_model_name, &config.faces))];
-        Ok(Models { clip, text, image, faces, report, runtime })
+        Ok(Models { clip, clip_devices, text, image, faces, report, fallback, runtime })
+    }
+
+    /// 503 `backend_stuck` when a model worker is stuck in a device call.
+    pub fn check_healthy(&self) -> Result<(), ApiError> {
+        self.text.check_healthy()?;
+        self.image.check_healthy()?;
+        if let FaceService::Ready(f) = &self.faces {
+            f.queue.check_healthy()?;
+        }
+        Ok(())
     }
 
     /// Stops the workers after they finish what is queued.

@@ -35,7 +35,8 @@ struct EmbedResponse {
     embeddings: Vec<Vec<f32>>,
 }
 
-/// `x-queue-ms`, `x-inference-ms`, `x-batch-size` (and `x-preprocess-ms` for images).
+/// `x-queue-ms`, `x-inference-ms`, `x-batch-size`, `x-device` (the device
+/// that served it, `... (fallback)` for the CPU fallback), and `x-preprocess-ms` for images.
 pub fn timing_headers<O>(done: &Done<O>, preprocess: Option<Duration>) -> HeaderMap {
     let mut h = HeaderMap::new();
     let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
@@ -47,6 +48,7 @@ pub fn timing_headers<O>(done: &Done<O>, preprocess: Option<Duration>) -> Header
     put("x-queue-ms", ms(done.queue));
     put("x-inference-ms", ms(done.inference));
     put("x-batch-size", done.batch_size.to_string());
+    put("x-device", done.device.to_string());
     if let Some(p) = preprocess {
         put("x-preprocess-ms", ms(p));
     }

@@ -9,6 +9,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::server::error::ApiError;
+use crate::server::face_service::FaceService;
 use crate::server::state::AppState;
 
 /// `GET /health`: the process answers.
@@ -16,9 +17,10 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: 200 once the models are loaded and warmed up, 503 before.
+/// `GET /ready`: 200 once the models are loaded and warmed up, 503 before,
+/// and 503 `backend_stuck` while a model worker is stuck in a device call.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    state.models()?;
+    state.models()?.check_healthy()?;
     Ok(Json(json!({"status": "ready"})))
 }
 
@@ -26,6 +28,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Ap
 pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let models = state.models()?;
     let report = &models.runtime.report;
+    // Batches per device and model (text and image batches both count for clip).
+    let mut served_by = json!({"clip": models.clip_devices.report()});
+    if let FaceService::Ready(f) = &models.faces {
+        served_by["faces"] = f.devices.report();
+    }
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "platform": report.platform,
@@ -39,6 +46,8 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "onnx_providers": report.onnx_providers,
         "backend_extra": report.backend_extra,
         "startup_ms": report.startup_ms,
+        "fallback": models.fallback.as_ref().map(|f| &f.report),
+        "served_by": served_by,
         "models": models.report,
         "random_weights": models.report.iter().any(|m| m.random_weights()),
         "batching": state.config.batch,
