@@ -90,7 +90,7 @@ def camera_images(out_dir: str, count: int) -> list[str]:
 
 
 def ours_embed(args, extra: list[str], env_extra: dict | None = None) -> tuple[dict, float]:
-    env = dict(os.environ, SWITCHYARD_THREADS=str(args.threads), SWITCHYARD_QUIET="1", **(env_extra or {}))
+    env = dict(os.environ, SWITCHYARD_THREADS=str(args.threads), SWITCHYARD_QUIET="true", **(env_extra or {}))
     cmd = [os.path.join(BIN, "switchyard"), "embed", *extra, "--out", os.devnull,
            "--batch-size", str(args.batch_size), "--io-workers", str(args.threads)]
     _, err, rss = run_measured(cmd, env)

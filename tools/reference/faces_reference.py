@@ -21,7 +21,7 @@ Usage:
       BGR, then FaceAnalysis(name="buffalo_l", detection + recognition).get,
       which calls the recognizer once per face. ONNX Runtime sessions get
       N intra-op threads (FaceAnalysis takes no session options, so
-      InferenceSession is wrapped to pass them), cv2 N threads.
+      insightface's session class is patched to pass them), cv2 N threads.
 """
 
 from __future__ import annotations
@@ -177,16 +177,18 @@ def service(args) -> None:
     import cv2
     import onnxruntime
 
-    cv2.setNumThreads(args.threads)
-    real_session = onnxruntime.InferenceSession
-
-    def session(path, sess_options=None, providers=None, **kw):
-        opts = sess_options or onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = args.threads
-        return real_session(path, opts, providers=["CPUExecutionProvider"], **kw)
-
-    onnxruntime.InferenceSession = session
     from insightface.app import FaceAnalysis
+    from insightface.model_zoo import model_zoo
+
+    cv2.setNumThreads(args.threads)
+    real_init = model_zoo.PickableInferenceSession.__init__
+
+    def init(self, model_path, **kw):
+        kw["sess_options"] = onnxruntime.SessionOptions()
+        kw["sess_options"].intra_op_num_threads = args.threads
+        real_init(self, model_path, **kw)
+
+    model_zoo.PickableInferenceSession.__init__ = init
 
     # FaceAnalysis reads ROOT/models/NAME/*.onnx; point it at the model folder.
     root = tempfile.mkdtemp(prefix="faces-service-")
