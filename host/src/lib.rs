@@ -18,6 +18,7 @@ pub mod image;
 pub mod plugins;
 pub mod probe;
 pub mod render;
+pub mod resident;
 pub mod runtime;
 pub mod server;
 pub mod util;

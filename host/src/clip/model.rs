@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use abi_stable::std_types::RSlice;
 use serde::{Deserialize, Serialize};
-use switchyard_core::abi::{kv, BackendBox, BackendError, DType, ModelInfo, ModelSpec, TensorView};
+use switchyard_core::abi::{kv, BackendBox, BackendError, DType, ModelSpec, TensorView};
+
+use crate::resident::{LoadFailure, ResidentSet};
 
 /// The model folder's `config.json`, as written by tools/export_clip.py.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -110,13 +112,16 @@ pub enum ClipError {
 
 /// A loaded CLIP model.
 pub struct ClipModel {
-    backend: Arc<BackendBox>,
-    visual: ModelInfo,
-    textual: ModelInfo,
+    /// The visual (0) and textual (1) towers; see [`crate::resident`].
+    towers: ResidentSet,
+    /// Where the towers run, as the backend reported at load.
+    device: String,
     pub config: ClipConfig,
     pub engine: ClipEngine,
     pub dir: PathBuf,
 }
+
+const TOWERS: [&str; 2] = ["visual", "textual"];
 
 impl ClipModel {
     /// Reads `dir/config.json`.
@@ -134,33 +139,38 @@ impl ClipModel {
     pub fn load(backend: Arc<BackendBox>, dir: &Path, engine: ClipEngine) -> Result<Self, ClipError> {
         let config = Self::read_config(dir)?;
         let (visual_file, textual_file, format) = engine.files();
-        let load = |file: &str, tower: &'static str| -> Result<ModelInfo, ClipError> {
+        let mut specs = Vec::new();
+        for (file, tower) in [(visual_file, TOWERS[0]), (textual_file, TOWERS[1])] {
             let path = dir.join(file);
             if !path.is_file() {
                 return Err(ClipError::MissingFile { path, model: config.model.clone() });
             }
-            let spec = ModelSpec {
+            specs.push(ModelSpec {
                 name: format!("clip/{}/{tower}", config.model).into(),
                 path: path.display().to_string().into(),
                 format: format.into(),
                 options: kv::<&str, &str>([]),
-            };
-            backend.load_model(&spec).into_result().map_err(|source| ClipError::Backend {
-                during: "loading",
-                tower,
-                source,
+            });
+        }
+        let towers = ResidentSet::load(backend, specs).map_err(loading)?;
+        let device = towers
+            .with(|infos| {
+                crate::util::log_model_notes("clip/visual", &infos[0]);
+                crate::util::log_model_notes("clip/textual", &infos[1]);
+                infos[0].device.to_string()
             })
-        };
-        let visual = load(visual_file, "visual")?;
-        let textual = load(textual_file, "textual")?;
-        crate::util::log_model_notes("clip/visual", &visual);
-        crate::util::log_model_notes("clip/textual", &textual);
+            .map_err(loading)?;
         if config.random_weights {
             tracing::warn!(model = %config.model, "serving RANDOM CLIP weights (offline export): embeddings are meaningless; export real weights with tools/export_clip.py --pretrained <tag>");
         }
-        let model = ClipModel { backend, visual, textual, config, engine, dir: dir.to_path_buf() };
+        let model = ClipModel { towers, device, config, engine, dir: dir.to_path_buf() };
         model.warm_up()?;
         Ok(model)
+    }
+
+    /// The towers' residency (idle unload, reloads).
+    pub fn resident(&self) -> &ResidentSet {
+        &self.towers
     }
 
     /// Runs each tower twice on a dummy input: libtorch's profiling executor
@@ -181,7 +191,7 @@ impl ClipModel {
 
     /// Where the towers run (e.g. `cpu`, `cuda:0`, `CPUExecutionProvider`).
     pub fn device(&self) -> &str {
-        self.visual.device.as_str()
+        &self.device
     }
 
     /// Embeds a batch of preprocessed images (`[batch, 3, S, S]`, row-major); L2-normalized rows.
@@ -193,7 +203,7 @@ impl ClipModel {
             shape: RSlice::from_slice(&shape),
             data: RSlice::from_slice(bytemuck::cast_slice(pixels)),
         };
-        self.run(&self.visual, view, batch, "visual")
+        self.run(0, view, batch)
     }
 
     /// Embeds a batch of token rows (`[batch, context_length]`); L2-normalized rows.
@@ -212,20 +222,15 @@ impl ClipModel {
             shape: RSlice::from_slice(&shape),
             data: RSlice::from_slice(bytemuck::cast_slice(tokens)),
         };
-        self.run(&self.textual, view, batch, "textual")
+        self.run(1, view, batch)
     }
 
-    fn run(
-        &self,
-        model: &ModelInfo,
-        input: TensorView<'_>,
-        batch: usize,
-        tower: &'static str,
-    ) -> Result<Vec<Vec<f32>>, ClipError> {
+    fn run(&self, index: usize, input: TensorView<'_>, batch: usize) -> Result<Vec<Vec<f32>>, ClipError> {
+        let tower = TOWERS[index];
         let outputs = self
-            .backend
-            .run(model.handle, RSlice::from_slice(&[input]))
-            .into_result()
+            .towers
+            .with(|infos| self.towers.backend().run(infos[index].handle, RSlice::from_slice(&[input])).into_result())
+            .map_err(loading)?
             .map_err(|source| ClipError::Backend { during: "running", tower, source })?;
         let dim = self.config.embed_dim;
         let out = outputs.first().ok_or_else(|| ClipError::BadOutput { tower, got: "no output".into(), dim })?;
@@ -242,6 +247,10 @@ impl ClipModel {
 }
 
 pub use crate::util::l2_normalize;
+
+fn loading(f: LoadFailure) -> ClipError {
+    ClipError::Backend { during: "loading", tower: TOWERS[f.index], source: f.source }
+}
 
 /// Cuts `[batch, ctx]` token rows to `[batch, L]`, L one past the last
 /// non-zero token of the longest row (its EOT). The text tower's attention is

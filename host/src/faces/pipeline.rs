@@ -13,13 +13,14 @@ use std::sync::Arc;
 
 use abi_stable::std_types::RSlice;
 use serde::Serialize;
-use switchyard_core::abi::{kv, BackendBox, BackendError, DType, ModelInfo, ModelSpec, Tensor, TensorView};
+use switchyard_core::abi::{kv, BackendBox, BackendError, DType, ModelSpec, Tensor, TensorView};
 
 use super::align::{norm_crop, CROP_SIZE};
 use super::arcface;
 use super::scrfd::{self, Detection, StrideOutput, ANCHORS, STRIDES};
 use crate::image::decode::{decode_rgb, DecodeError, DecodeLimits};
 use crate::image::RgbImage;
+use crate::resident::{LoadFailure, ResidentSet};
 
 /// The detector file inside the model folder.
 pub const DETECTOR_FILE: &str = "det_10g.onnx";
@@ -109,11 +110,16 @@ pub struct FaceModelInfo {
 
 /// The loaded detector and recognizer.
 pub struct FacePipeline {
-    backend: Arc<BackendBox>,
-    det: ModelInfo,
-    rec: ModelInfo,
+    /// The detector (0) and recognizer (1); see [`crate::resident`].
+    models: ResidentSet,
     options: FaceOptions,
     info: FaceModelInfo,
+}
+
+const MODELS: [&str; 2] = ["detector", "recognizer"];
+
+fn loading(f: LoadFailure) -> FaceError {
+    FaceError::Backend { during: "loading", model: MODELS[f.index], source: f.source }
 }
 
 impl FacePipeline {
@@ -128,25 +134,21 @@ impl FacePipeline {
         if options.rec_batch == 0 {
             return Err(FaceError::BadOption { name: "rec_batch", value: "0".into(), hint: "use at least 1" });
         }
-        let load = |file: &str, model: &'static str| -> Result<ModelInfo, FaceError> {
+        let mut specs = Vec::new();
+        for (file, model) in [(DETECTOR_FILE, MODELS[0]), (RECOGNIZER_FILE, MODELS[1])] {
             let path = dir.join(file);
             if !path.is_file() {
                 return Err(FaceError::MissingModel { path, dir: dir.to_path_buf() });
             }
-            let spec = ModelSpec {
+            specs.push(ModelSpec {
                 name: format!("faces/{model}").into(),
                 path: path.display().to_string().into(),
                 format: "onnx".into(),
                 options: kv::<&str, &str>([]),
-            };
-            backend.load_model(&spec).into_result().map_err(|source| FaceError::Backend {
-                during: "loading",
-                model,
-                source,
-            })
-        };
-        let det = load(DETECTOR_FILE, "detector")?;
-        let rec = load(RECOGNIZER_FILE, "recognizer")?;
+            });
+        }
+        let models = ResidentSet::load(backend, specs).map_err(loading)?;
+        let (det, rec) = models.with(|infos| (infos[0].clone(), infos[1].clone())).map_err(loading)?;
         crate::util::log_model_notes("faces/detector", &det);
         crate::util::log_model_notes("faces/recognizer", &rec);
         if det.inputs.len() != 1 || det.outputs.len() != 9 {
@@ -167,7 +169,7 @@ impl FacePipeline {
             recognizer_device: rec.device.to_string(),
             random_weights,
         };
-        let pipeline = FacePipeline { backend, det, rec, options, info };
+        let pipeline = FacePipeline { models, options, info };
         let blank = RgbImage::from_raw(32, 32, vec![0; 32 * 32 * 3]).expect("32x32");
         pipeline.detect(&blank)?;
         pipeline.embed_crops(&[&norm_crop(&blank, &super::align::ARCFACE_TEMPLATE)])?;
@@ -199,7 +201,7 @@ impl FacePipeline {
             shape: RSlice::from_slice(&shape),
             data: RSlice::from_slice(bytemuck::cast_slice(&letterbox.blob)),
         };
-        let outputs = self.run(&self.det, view, "detector")?;
+        let outputs = self.run(0, view)?;
         let mut values = Vec::with_capacity(9);
         for (i, out) in outputs.iter().enumerate() {
             let stride = STRIDES[i % 3];
@@ -247,7 +249,7 @@ impl FacePipeline {
                 shape: RSlice::from_slice(&shape),
                 data: RSlice::from_slice(bytemuck::cast_slice(&blob)),
             };
-            let outputs = self.run(&self.rec, view, "recognizer")?;
+            let outputs = self.run(1, view)?;
             let first = outputs
                 .first()
                 .ok_or_else(|| FaceError::BadModel { model: "recognizer", detail: "no output".into() })?;
@@ -291,12 +293,18 @@ impl FacePipeline {
             .collect())
     }
 
-    fn run(&self, model: &ModelInfo, input: TensorView<'_>, name: &'static str) -> Result<Vec<Tensor>, FaceError> {
+    /// The models' residency (idle unload, reloads).
+    pub fn resident(&self) -> &ResidentSet {
+        &self.models
+    }
+
+    fn run(&self, index: usize, input: TensorView<'_>) -> Result<Vec<Tensor>, FaceError> {
+        let model = MODELS[index];
         let outputs = self
-            .backend
-            .run(model.handle, RSlice::from_slice(&[input]))
-            .into_result()
-            .map_err(|source| FaceError::Backend { during: "running", model: name, source })?;
+            .models
+            .with(|infos| self.models.backend().run(infos[index].handle, RSlice::from_slice(&[input])).into_result())
+            .map_err(loading)?
+            .map_err(|source| FaceError::Backend { during: "running", model, source })?;
         Ok(outputs.into_iter().collect())
     }
 }

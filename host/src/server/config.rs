@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// stuck in one device call for longer makes its requests 503 and /ready 503 (0: no deadline).
     #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
     pub request_timeout_ms: u64,
+    /// Unload a model's weights from the device after this many seconds without a request (0: keep
+    /// them loaded). The next request loads them again and waits for it; the plugin stays loaded.
+    #[arg(long, env = "SWITCHYARD_MODEL_IDLE_TTL_S", default_value_t = 0)]
+    pub model_idle_ttl_s: u64,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
@@ -200,6 +204,8 @@ pub struct ServerConfig {
     pub batch: BatchConfig,
     pub limits: Limits,
     pub faces: FaceConfig,
+    /// Seconds without a request after which a model is unloaded (0: never).
+    pub model_idle_ttl_s: u64,
 }
 
 impl ServeArgs {
@@ -235,6 +241,7 @@ impl ServeArgs {
                 scaled_decode: self.scaled_decode,
                 preprocess_workers: if self.preprocess_workers == 0 { cores } else { self.preprocess_workers },
             },
+            model_idle_ttl_s: self.model_idle_ttl_s,
         }
     }
 }

@@ -43,7 +43,16 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", id = %id, method = %req.method(), route = %route);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let has_body = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
     let mut response = next.run(req).instrument(span.clone()).await;
+    // A request refused before its body was read (wrong content type, unknown route, bad key,
+    // too large) leaves that body unread, and hyper then closes the connection after the answer,
+    // without saying so: a client that reuses it for its next request gets EOF (seen once in
+    // 12,138 soak requests). Saying `Connection: close` makes such clients reconnect instead.
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let took = start.elapsed();
     let status = response.status().as_u16();
     let error_type = response.extensions().get::<ErrorType>().map(|e| e.0);

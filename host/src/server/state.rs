@@ -7,7 +7,8 @@
 //! is done; every model route answers 503 `not_ready` until then.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -58,6 +59,25 @@ pub enum LoadError {
     FallbackPipeline(#[source] PipelineError),
     #[error("cannot start a model worker thread")]
     Worker(#[source] std::io::Error),
+}
+
+/// Unloads the models after `ttl` without use (see [`crate::resident`]); the
+/// thread ends when the models are dropped.
+fn start_janitor(
+    ttl: Duration,
+    clip: Weak<ClipPipeline>,
+    faces: Option<Weak<crate::faces::FacePipeline>>,
+) -> std::io::Result<()> {
+    let tick = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    std::thread::Builder::new().name("model-janitor".into()).spawn(move || loop {
+        std::thread::sleep(tick);
+        let Some(clip) = clip.upgrade() else { return };
+        clip.model.resident().unload_if_idle(ttl);
+        if let Some(faces) = faces.as_ref().and_then(Weak::upgrade) {
+            faces.resident().unload_if_idle(ttl);
+        }
+    })?;
+    Ok(())
 }
 
 /// A model as `/info` lists it.
@@ -192,7 +212,26 @@ impl Models {
         };
         let report =
             vec![ModelEntry::Clip(clip_report), ModelEntry::Faces(faces.report(&plan.face_model_name, &config.faces))];
+        if config.model_idle_ttl_s > 0 {
+            let faces = match &faces {
+                FaceService::Ready(f) => Some(Arc::downgrade(&f.pipeline)),
+                _ => None,
+            };
+            start_janitor(Duration::from_secs(config.model_idle_ttl_s), Arc::downgrade(&clip), faces)
+                .map_err(LoadError::Worker)?;
+        }
         Ok(Models { clip, clip_devices, text, image, faces, report, fallback, runtime })
+    }
+
+    /// Whether each model is on the device now, and how often it came back after an idle unload.
+    pub fn residency(&self) -> serde_json::Value {
+        let entry =
+            |r: &crate::resident::ResidentSet| serde_json::json!({"loaded": r.is_loaded(), "reloads": r.reloads()});
+        let mut out = serde_json::json!({"clip": entry(self.clip.model.resident())});
+        if let FaceService::Ready(f) = &self.faces {
+            out["faces"] = entry(f.pipeline.resident());
+        }
+        out
     }
 
     /// 503 `backend_stuck` when a model worker is stuck in a device call.

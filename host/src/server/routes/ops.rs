@@ -49,6 +49,8 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "fallback": models.fallback.as_ref().map(|f| &f.report),
         "served_by": served_by,
         "models": models.report,
+        "residency": models.residency(),
+        "model_idle_ttl_s": state.config.model_idle_ttl_s,
         "random_weights": models.report.iter().any(|m| m.random_weights()),
         "batching": state.config.batch,
         "limits": state.config.limits,
