@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the pure logic, the contract tests against
-# every plugin, the end-to-end tests of the binary, then fmt, clippy and
-# actionlint over the CI workflows (ci/lint-workflows.sh).
+# every plugin, the end-to-end tests of the binary, a one-minute soak of the
+# server with bad inputs mixed in (tools/soak.sh; the 10-minute one is in
+# docs/benchmarks.md), then fmt, clippy and actionlint over the CI workflows
+# (ci/lint-workflows.sh).
 # Sets up whatever is missing first (idempotent), so it works on a fresh clone.
 set -euo pipefail
 here="$(dirname "$0")"
@@ -11,6 +13,8 @@ cd "$ROOT"
 
 step "cargo test --release --workspace"
 cargo test --release --workspace --locked 2>&1 | tee "$ROOT/target/test.log"
+step "soak: 60 s of mixed good and bad requests, every answer checked"
+SOAK_SECONDS="${SOAK_SECONDS:-60}" SOAK_WARMUP_SECONDS=10 bash "$ROOT/tools/soak.sh"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
