@@ -26,7 +26,10 @@ Rows:
                  torch.cuda.is_available() (tools/bench_decision.py).
   boundary       one call across the plugin ABI (target/release/boundary) as a
                  share of a batch-1 image embedding.
-  peak memory    max RSS of each process above (getrusage of the child).
+  peak memory    max RSS of each process above (getrusage of the child). For
+                 faces twice: against insightface alone, and against the
+                 same with torch + open_clip imported, as in the service's
+                 one process (switchyard's plugin maps libtorch either way).
 
 Not a test: nothing is asserted. The figures go into docs/benchmarks.md.
 """
@@ -107,9 +110,9 @@ def python_clip(args, extra: list[str]) -> tuple[dict, float]:
     return json.loads(out.strip().splitlines()[-1]), rss
 
 
-def python_faces(args, images: list[str]) -> tuple[dict, float]:
+def python_faces(args, images: list[str], import_torch: bool = False) -> tuple[dict, float]:
     cmd = [PY, "tools/reference/faces_reference.py", "service", "--model-dir", args.face_dir,
-           "--threads", str(args.threads), *images]
+           "--threads", str(args.threads), *(["--import-torch"] if import_torch else []), *images]
     out, _, rss = run_measured(cmd)
     return json.loads(out.strip().splitlines()[-1]), rss
 
@@ -199,9 +202,12 @@ def main() -> None:
         photos = bench_clip.sample_images(os.path.join(work, "images"), args.faces, 640)
         ours = [ours_embed(args, ["--faces", *photos]) for _ in range(args.repeat)]
         py = [python_faces(args, photos) for _ in range(args.repeat)]
+        service = python_faces(args, photos, import_torch=True)
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"faces, {len(photos)} x 640 px JPEG", "images/s", o, p)
-        memory.add("faces", "peak RSS MB", orss, prss, higher_is_better=False)
+        memory.add("faces (python: insightface alone)", "peak RSS MB", orss, prss, higher_is_better=False)
+        memory.add("faces (python: + torch, open_clip, as in the service)", "peak RSS MB", orss, service[1],
+                   higher_is_better=False)
     if want("decision"):
         d = decision(args)
         table.add("device decision, in process", "ms", d["switchyard_decision_ms"], d["python_ms"], False)

@@ -177,6 +177,10 @@ def service(args) -> None:
     import cv2
     import onnxruntime
 
+    if args.import_torch:
+        # The service is one process with both stacks: CLIP's torch + open_clip are loaded too.
+        import open_clip  # noqa: F401
+        import torch  # noqa: F401
     from insightface.app import FaceAnalysis
     from insightface.model_zoo import model_zoo
 
@@ -232,6 +236,7 @@ def main() -> None:
     p = sub.add_parser("service")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--import-torch", action="store_true", help="also import torch and open_clip, as the service does")
     p.add_argument("images", nargs="+")
     args = ap.parse_args()
     if args.cmd == "images":
