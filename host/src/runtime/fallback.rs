@@ -15,7 +15,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use switchyard_core::abi::BackendBox;
@@ -105,7 +104,7 @@ impl Fallback {
         let exe = options.inspect_exe.clone().ok_or_else(|| {
             unusable("it must first be inspected in a child process, and this process cannot start one".into())
         })?;
-        let how = ChildInspect { exe, device_index: None, timeout: Duration::from_secs(60) };
+        let how = ChildInspect { exe, device_index: None, timeout: crate::probe::inspect_timeout() };
         let inspected = inspect_in_child(&path, &how);
         if !inspected.usable() || inspected.opened != Some(true) {
             return Err(unusable(inspected.rejection()));

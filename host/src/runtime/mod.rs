@@ -12,7 +12,7 @@ pub mod fallback;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use switchyard_core::abi::{kv_to_vec, BackendBox};
@@ -99,7 +99,7 @@ impl Runtime {
                     &ChildInspect {
                         exe: exe.clone(),
                         device_index: cfg.device_index.into_option(),
-                        timeout: Duration::from_secs(60),
+                        timeout: crate::probe::inspect_timeout(),
                     },
                 ),
                 None => inspect_in_process(&file.path, &cfg, false),
