@@ -2,6 +2,7 @@
 //! small in `fuzz/regressions/<target>/`, each replayed here with what the
 //! fixed code must now do. ci/fuzz.sh also feeds them to the targets.
 
+use switchyard::clip::preprocess::{preprocess, PreprocessConfig};
 use switchyard::image::{decode_rgb, DecodeError, DecodeLimits};
 use switchyard::server::error::ApiError;
 use switchyard_tests::root;
@@ -28,4 +29,22 @@ fn a_tiff_over_the_decoders_limits_is_not_a_0x0_pixel_bomb() {
         assert!(!message.contains("0x0"), "{message}");
         assert_eq!(ApiError::from_decode(0, e).status().as_u16(), 422);
     }
+}
+
+/// A 406-byte PNG of 1 x 20000 pixels whose trailing byte asks the target for a
+/// shortest-side resize to 224 (made by hand after reading the code; the
+/// target stopped on it out of memory): resizing in full before the centre
+/// crop allocated 224 x 4,480,000 pixels (3 GB); within the server's default
+/// pixel limit a 1 x 89M strip would ask for terabytes and abort the process.
+#[test]
+fn a_long_strip_is_preprocessed_without_resizing_it_in_full() {
+    let bytes = regression("decode_preprocess", "png-1x20000-strip-shortest-224.png");
+    let img = decode_rgb(&bytes, &FUZZ_LIMITS).expect("a valid PNG");
+    assert_eq!((img.width(), img.height()), (1, 20_000));
+    let started = std::time::Instant::now();
+    let out = preprocess(&img, &PreprocessConfig::openai(224));
+    assert_eq!(out.len(), 3 * 224 * 224);
+    assert!(out.iter().all(|v| v.is_finite()));
+    let took = started.elapsed().as_secs_f64();
+    assert!(took < 1.0, "a 224x224 window took {took} s");
 }
