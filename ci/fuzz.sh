@@ -2,7 +2,8 @@
 # Fuzzes the host's untrusted-input code with cargo-fuzz (fuzz/, its own
 # workspace): image decoding + CLIP preprocessing, HTTP request parsing, the
 # CLIP tokenizer. Each target runs SECONDS (default 600) from the committed
-# seeds (fuzz/corpus/<target>/, read only); what it grows goes to
+# seeds (fuzz/corpus/<target>/, read only) and the inputs that once failed
+# (fuzz/regressions/<target>/); what it grows goes to
 # fuzz/grown/<target>/ and findings to fuzz/artifacts/<target>/ (both ignored).
 #
 #   bash ci/fuzz.sh [SECONDS] [TARGET...]      # one after the other
@@ -58,7 +59,10 @@ run_one() {
   local start end rc=0
   start=$(date +%s)
   # -timeout: one input taking 60 s is a finding (a denial of service), not patience.
-  cargo +nightly fuzz run "$t" "fuzz/grown/$t" "fuzz/corpus/$t" -- \
+  # Inputs that once failed (fuzz/regressions/<target>/) are replayed first.
+  local dirs=("fuzz/grown/$t" "fuzz/corpus/$t")
+  [[ -d "fuzz/regressions/$t" ]] && dirs+=("fuzz/regressions/$t")
+  cargo +nightly fuzz run "$t" "${dirs[@]}" -- \
     -max_total_time="$seconds" -timeout=60 -print_final_stats=1 >"fuzz/logs/$t.log" 2>&1 || rc=$?
   end=$(date +%s)
   echo "$rc $((end - start))" >"fuzz/logs/$t.status"
