@@ -24,7 +24,7 @@
 
 use serde::Deserialize;
 
-use crate::image::resize::{resize, Filter};
+use crate::image::resize::{resize, resize_window, Filter, Window};
 use crate::image::RgbImage;
 
 /// OpenAI CLIP's normalisation mean (open_clip `OPENAI_DATASET_MEAN`).
@@ -244,8 +244,14 @@ pub fn resize_and_crop(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
             let (short, long) = if w <= h { (w, h) } else { (h, w) };
             let new_long = (f64::from(size) * f64::from(long) / f64::from(short)) as u32;
             let (new_w, new_h) = if w <= h { (size, new_long) } else { (new_long, size) };
-            let resized = resize_if_needed(img, new_w, new_h, filter);
-            center_crop_or_pad(&resized, size, size, 0)
+            if (new_w, new_h) == (w, h) {
+                return center_crop_or_pad(img, size, size, 0);
+            }
+            // Both sides are now >= size, so the centre crop never pads: resize only the
+            // kept window (a 1x100000 strip would otherwise become 224 x 22.4M pixels).
+            let window =
+                Window { left: crop_start(new_w, size), top: crop_start(new_h, size), width: size, height: size };
+            resize_window(img, new_w, new_h, filter, window)
         }
         ResizeMode::Longest => {
             let (new_w, new_h) = keep_ratio_size(w, h, size, size, true);
@@ -300,8 +306,8 @@ fn center_crop_or_pad(img: &RgbImage, th: u32, tw: u32, fill: u8) -> RgbImage {
     if (w, h) == (tw, th) {
         return src.clone();
     }
-    let top = (f64::from(h - th) / 2.0).round_ties_even() as usize;
-    let left = (f64::from(w - tw) / 2.0).round_ties_even() as usize;
+    let top = crop_start(h, th) as usize;
+    let left = crop_start(w, tw) as usize;
     let (row_in, row_out) = (w as usize * 3, tw as usize * 3);
     let mut pixels = Vec::with_capacity(row_out * th as usize);
     for y in top..top + th as usize {
@@ -309,6 +315,12 @@ fn center_crop_or_pad(img: &RgbImage, th: u32, tw: u32, fill: u8) -> RgbImage {
         pixels.extend_from_slice(&src.pixels()[start..start + row_out]);
     }
     RgbImage::from_raw(tw, th, pixels).expect("cropped size")
+}
+
+/// Where a centre crop of `target` pixels starts on a side of `size >= target`:
+/// torchvision's `round((size - target) / 2)`, half to even.
+fn crop_start(size: u32, target: u32) -> u32 {
+    (f64::from(size - target) / 2.0).round_ties_even() as u32
 }
 
 /// `ToTensor` + `Normalize`, in torch's f32 operation order, written as one
@@ -377,5 +389,33 @@ mod tests {
         let out = resize_and_crop(&gray(448, 224), &cfg);
         assert_eq!((out.width(), out.height()), (224, 224));
         assert_eq!(&out.pixels()[..3], &[0, 0, 0], "top rows are padding");
+    }
+
+    #[test]
+    fn shortest_side_resize_and_crop_equal_resizing_in_full_then_cropping() {
+        let cfg = PreprocessConfig::openai(224);
+        for (w, h) in [(3, 700), (700, 3), (300, 229), (1000, 999), (225, 224)] {
+            let img = RgbImage::from_raw(w, h, (0..w * h * 3).map(|i| (i * 7 % 253) as u8).collect()).unwrap();
+            let (short, long) = (w.min(h), w.max(h));
+            let new_long = (224.0 * f64::from(long) / f64::from(short)) as u32;
+            let (new_w, new_h) = if w <= h { (224, new_long) } else { (new_long, 224) };
+            let full = center_crop_or_pad(&resize(&img, new_w, new_h, Filter::Bicubic), 224, 224, 0);
+            assert_eq!(resize_and_crop(&img, &cfg), full, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn extreme_strips_do_not_become_huge_images() {
+        // Shortest side to 224 first made a 1x100000 strip 224 x 22,400,000 pixels (15 GB)
+        // before the crop (seen while writing fuzz/decode_preprocess, whose harness then
+        // stopped on it out of memory).
+        for (w, h) in [(1, 100_000), (100_000, 1)] {
+            for mode in ["shortest", "longest", "squash"] {
+                let cfg = PreprocessConfig { resize_mode: mode.into(), ..PreprocessConfig::openai(224) };
+                let out = preprocess(&gray(w, h), &cfg);
+                assert_eq!(out.len(), 3 * 224 * 224, "{w}x{h} {mode}");
+                assert!(out.iter().all(|v| v.is_finite()));
+            }
+        }
     }
 }

@@ -292,12 +292,22 @@ fn map_image_error(
         ImageError::Unsupported(u) => {
             DecodeError::UnsupportedFeature { format, detail: u.to_string(), source: Some(Box::new(u)) }
         }
-        ImageError::Limits(_) => DecodeError::TooManyPixels {
+        ImageError::Limits(_) if u64::from(width) * u64::from(height) > limits.max_pixels => {
+            DecodeError::TooManyPixels {
+                format,
+                width,
+                height,
+                pixels: u64::from(width) * u64::from(height),
+                max_pixels: limits.max_pixels,
+            }
+        }
+        // Before the size is known (a TIFF whose tags ask the decoder for gigabytes), or
+        // within the pixel limit: the file declares more data than the decoder may
+        // allocate. Not "0x0 = 0 pixels, over the limit" (found by fuzz/decode_preprocess).
+        ImageError::Limits(l) => DecodeError::Corrupt {
             format,
-            width,
-            height,
-            pixels: u64::from(width) * u64::from(height),
-            max_pixels: limits.max_pixels,
+            detail: format!("it asks for more memory than the decoder's limits allow: {l}"),
+            source: Some(Box::new(l)),
         },
         other => DecodeError::Corrupt { format, detail: other.to_string(), source: Some(Box::new(other)) },
     }

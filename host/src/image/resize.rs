@@ -16,6 +16,8 @@
 //! compiler vectorises reasonably; a hand-written SIMD inner loop can replace
 //! `convolve_rows` / `convolve_columns` later without touching the weights.
 
+use std::ops::Range;
+
 use super::RgbImage;
 
 /// Resampling filters, as PIL names them.
@@ -70,19 +72,22 @@ struct Weights {
     weights: Vec<i32>,
 }
 
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the box `0..in_size`.
-fn weights(in_size: usize, out_size: usize, filter: Filter) -> Weights {
+/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the box `0..in_size`,
+/// for the output pixels `outputs` only (index 0 of the result is `outputs.start`):
+/// each pixel's weights depend on its own position alone, so a range gives the
+/// same numbers as the full axis.
+fn weights(in_size: usize, out_size: usize, filter: Filter, outputs: Range<usize>) -> Weights {
     // Pillow computes `in1 - in0` in f32 (exact for any real image size), then divides in f64.
     let scale = f64::from(in_size as f32) / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let ss = 1.0 / filterscale;
-    let mut start = Vec::with_capacity(out_size);
-    let mut len = Vec::with_capacity(out_size);
-    let mut weights = vec![0i32; out_size * ksize];
+    let mut start = Vec::with_capacity(outputs.len());
+    let mut len = Vec::with_capacity(outputs.len());
+    let mut weights = vec![0i32; outputs.len() * ksize];
     let mut k = vec![0f64; ksize];
-    for xx in 0..out_size {
+    for (i, xx) in outputs.enumerate() {
         let center = (xx as f64 + 0.5) * scale;
         // C's (int) truncates toward zero; negative values are clamped to 0 right after.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
@@ -94,7 +99,7 @@ fn weights(in_size: usize, out_size: usize, filter: Filter) -> Weights {
             *kx = w;
             ww += w;
         }
-        let row = &mut weights[xx * ksize..(xx + 1) * ksize];
+        let row = &mut weights[i * ksize..(i + 1) * ksize];
         for (dst, &w) in row.iter_mut().zip(&k[..n]) {
             let w = if ww != 0.0 { w / ww } else { w };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
@@ -158,36 +163,71 @@ fn convolve_columns(src: &[u8], width: usize, row0: usize, w: &Weights, dst: &mu
 /// Resizes `src` to `width` x `height` exactly as Pillow's `Image.resize((width, height), filter)`
 /// does for an RGB image. Sizes must be non-zero.
 pub fn resize(src: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
-    assert!(width > 0 && height > 0, "resize to {width}x{height}: sizes must be non-zero");
-    let (in_w, in_h) = (src.width() as usize, src.height() as usize);
-    let (out_w, out_h) = (width as usize, height as usize);
-    if (in_w, in_h) == (out_w, out_h) {
+    if (src.width(), src.height()) == (width, height) {
         return src.clone();
     }
-    let need_h = out_w != in_w;
-    let need_v = out_h != in_h;
-    let vert = weights(in_h, out_h, filter);
-    // Rows of the source that the vertical pass reads: the horizontal pass only does those.
-    let first = vert.start[0];
-    let last = vert.start[out_h - 1] + vert.len[out_h - 1];
+    resize_window(src, width, height, filter, Window { left: 0, top: 0, width, height })
+}
 
-    let (tmp, tmp_row0) = if need_h {
-        let horiz = weights(in_w, out_w, filter);
+/// A rectangle of an image: `width` x `height` pixels from column `left`, row `top`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The `window` of [`resize`]`(src, width, height, filter)`, bit for bit, computing only
+/// those pixels: in Pillow's two passes each output pixel depends on its own weights
+/// alone. A resize followed by a crop (open_clip's shortest-side resize + centre crop)
+/// costs the crop's size, not the resized image's: a 1x100000 strip resized to a
+/// 224-pixel short side would otherwise be 224 x 22,400,000 pixels (15 GB) first.
+/// Sizes must be non-zero and the window inside the resized image.
+pub fn resize_window(src: &RgbImage, width: u32, height: u32, filter: Filter, window: Window) -> RgbImage {
+    assert!(width > 0 && height > 0, "resize to {width}x{height}: sizes must be non-zero");
+    let Window { left, top, width: win_w, height: win_h } = window;
+    assert!(
+        win_w > 0
+            && win_h > 0
+            && u64::from(left) + u64::from(win_w) <= u64::from(width)
+            && u64::from(top) + u64::from(win_h) <= u64::from(height),
+        "{window:?} is not inside {width}x{height}"
+    );
+    let (in_w, in_h) = (src.width() as usize, src.height() as usize);
+    let cols = left as usize..left as usize + win_w as usize;
+    let rows = top as usize..top as usize + win_h as usize;
+    let need_h = width as usize != in_w;
+    let need_v = height as usize != in_h;
+    // Rows of the source that the vertical pass reads (without one, the window's own):
+    // the horizontal pass only does those.
+    let vert = need_v.then(|| weights(in_h, height as usize, filter, rows.clone()));
+    let (first, last) = match &vert {
+        Some(v) => (v.start[0], v.start[v.start.len() - 1] + v.len[v.len.len() - 1]),
+        None => (rows.start, rows.end),
+    };
+    let out_w = cols.len();
+    let mid = if need_h {
+        let horiz = weights(in_w, width as usize, filter, cols);
         let mut tmp = vec![0u8; out_w * (last - first) * 3];
         convolve_rows(src.pixels(), in_w, first..last, &horiz, &mut tmp);
-        (Some(tmp), first)
+        tmp
     } else {
-        (None, 0)
+        let mut tmp = Vec::with_capacity(out_w * (last - first) * 3);
+        for y in first..last {
+            tmp.extend_from_slice(&src.pixels()[(y * in_w + cols.start) * 3..(y * in_w + cols.end) * 3]);
+        }
+        tmp
     };
-    let mid: &[u8] = tmp.as_deref().unwrap_or(src.pixels());
-    let pixels = if need_v {
-        let mut out = vec![0u8; out_w * out_h * 3];
-        convolve_columns(mid, out_w, tmp_row0, &vert, &mut out);
-        out
-    } else {
-        mid.to_vec()
+    let pixels = match &vert {
+        Some(v) => {
+            let mut out = vec![0u8; out_w * rows.len() * 3];
+            convolve_columns(&mid, out_w, first, v, &mut out);
+            out
+        }
+        None => mid,
     };
-    RgbImage::from_raw(width, height, pixels).expect("resize produced a buffer of the right size")
+    RgbImage::from_raw(win_w, win_h, pixels).expect("resize produced a buffer of the right size")
 }
 
 #[cfg(test)]
@@ -197,7 +237,7 @@ mod tests {
     #[test]
     fn weights_sum_to_one_in_fixed_point() {
         for (i, o) in [(4000, 224), (224, 224), (3, 224), (501, 224), (225, 224)] {
-            let w = weights(i, o, Filter::Bicubic);
+            let w = weights(i, o, Filter::Bicubic, 0..o);
             for xx in 0..o {
                 let s: i32 = w.weights[xx * w.ksize..xx * w.ksize + w.len[xx]].iter().sum();
                 assert!((s - (1 << PRECISION_BITS)).abs() <= w.len[xx] as i32, "{i}->{o} px {xx}: {s}");
@@ -212,5 +252,48 @@ mod tests {
             let out = resize(&src, w, h, Filter::Bicubic);
             assert!(out.pixels().chunks_exact(3).all(|p| p == [10, 200, 255]), "{w}x{h}");
         }
+    }
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        let pixels = (0..w * h).flat_map(|i| [(i * 7 % 256) as u8, (i / w * 13 % 256) as u8, (i * 31 % 251) as u8]);
+        RgbImage::from_raw(w, h, pixels.collect()).unwrap()
+    }
+
+    fn crop(img: &RgbImage, win: Window) -> Vec<u8> {
+        let (w, row) = (img.width() as usize, win.width as usize * 3);
+        (win.top as usize..(win.top + win.height) as usize)
+            .flat_map(|y| {
+                let start = (y * w + win.left as usize) * 3;
+                img.pixels()[start..start + row].to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_window_equals_the_crop_of_the_full_resize() {
+        let src = gradient(37, 23);
+        for filter in [Filter::Bicubic, Filter::Bilinear] {
+            for (w, h) in [(224, 224), (5, 3), (37, 224), (224, 23), (37, 23), (90, 11)] {
+                let full = resize(&src, w, h, filter);
+                for win in [
+                    Window { left: 0, top: 0, width: w, height: h },
+                    Window { left: w / 3, top: h / 4, width: w - w / 3, height: (h / 2).max(1) },
+                    Window { left: w - 1, top: h - 1, width: 1, height: 1 },
+                ] {
+                    let part = resize_window(&src, w, h, filter, win);
+                    assert_eq!((part.width(), part.height()), (win.width, win.height));
+                    assert_eq!(part.pixels(), crop(&full, win), "{filter:?} {w}x{h} {win:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_of_a_huge_resize_is_cheap() {
+        // 1x100000 to a 224-pixel short side: 224 x 22,400,000 if done in full.
+        let strip = gradient(1, 100_000);
+        let win = Window { left: 0, top: 11_199_888, width: 224, height: 224 };
+        let out = resize_window(&strip, 224, 22_400_000, Filter::Bicubic, win);
+        assert_eq!((out.width(), out.height()), (224, 224));
     }
 }

@@ -7,7 +7,7 @@
 
 mod embed;
 mod faces;
-mod openai;
+pub mod openai;
 mod ops;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::embed::timing_headers;
+use crate::server::config::Limits;
 use crate::server::error::{ApiError, Rejection};
 use crate::server::input::check_texts;
 use crate::server::middleware::RequestId;
@@ -26,8 +27,9 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/embeddings", post(embeddings))
 }
 
+/// The request body, as JSON; [`check_request`] validates it.
 #[derive(Debug, Deserialize)]
-struct EmbeddingsRequest {
+pub struct EmbeddingsRequest {
     input: Value,
     model: Option<String>,
     encoding_format: Option<String>,
@@ -58,6 +60,44 @@ struct EmbeddingsResponse {
     usage: Usage,
 }
 
+/// A valid request: the texts to embed, and whether to answer in base64.
+#[derive(Debug)]
+pub struct Checked {
+    pub texts: Vec<String>,
+    pub base64: bool,
+}
+
+/// Everything the route checks before running the model, against the served
+/// `model` name and `embed_dim`: the model name, `encoding_format`,
+/// `dimensions`, then `input` (strings only) and the text limits.
+pub fn check_request(
+    body: EmbeddingsRequest,
+    model: &str,
+    embed_dim: usize,
+    limits: &Limits,
+) -> Result<Checked, ApiError> {
+    if let Some(asked) = body.model.as_deref() {
+        let ours = [model, &format!("clip/{model}"), "clip"];
+        if !ours.contains(&asked) {
+            return Err(ApiError::Validation(format!("model `{asked}` is not served here; use `{model}`")));
+        }
+    }
+    let base64 = match body.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::Validation(format!(
+                "`encoding_format` `{other}` is not supported; use float or base64"
+            )))
+        }
+    };
+    if let Some(d) = body.dimensions.filter(|d| *d != embed_dim) {
+        return Err(ApiError::Validation(format!("`dimensions` {d} is not supported; {model} gives {embed_dim}")));
+    }
+    let texts = check_texts(inputs(body.input)?, limits)?;
+    Ok(Checked { texts, base64 })
+}
+
 fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     let refuse = || {
         ApiError::Validation("`input` must be a string or an array of strings; token arrays are not supported".into())
@@ -85,28 +125,7 @@ async fn embeddings(
     let models = state.models()?;
     let Json(body) = body.map_err(|e| e.into_api_error(state.config.limits.max_body_bytes))?;
     let config = &models.clip.model.config;
-    if let Some(model) = body.model.as_deref() {
-        let ours = [config.model.as_str(), &format!("clip/{}", config.model), "clip"];
-        if !ours.contains(&model) {
-            return Err(ApiError::Validation(format!("model `{model}` is not served here; use `{}`", config.model)));
-        }
-    }
-    let base64 = match body.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(ApiError::Validation(format!(
-                "`encoding_format` `{other}` is not supported; use float or base64"
-            )))
-        }
-    };
-    if let Some(d) = body.dimensions.filter(|d| *d != config.embed_dim) {
-        return Err(ApiError::Validation(format!(
-            "`dimensions` {d} is not supported; {} gives {}",
-            config.model, config.embed_dim
-        )));
-    }
-    let texts = check_texts(inputs(body.input)?, &state.config.limits)?;
+    let Checked { texts, base64 } = check_request(body, &config.model, config.embed_dim, &state.config.limits)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens = count_tokens(&models.clip.tokenize(&refs), config.context_length);
     let done = models.text.submit(texts, &id.0).await?;

@@ -1,0 +1,157 @@
+"""Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/).
+
+Tiny images (a few hundred bytes each) made from scikit-image's sample photos
+with Pillow, in every container and pixel layout the decoder handles; request
+bodies for the three model routes, valid and broken; texts in many scripts.
+Run with the venv's python from fuzz/: ../.venv/bin/python make_seeds.py
+"""
+
+import base64
+import io
+import json
+import os
+
+from PIL import Image
+from skimage import data
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def images(d):
+    def save(name, im, fmt, **kw):
+        b = io.BytesIO()
+        im.save(b, fmt, **kw)
+        open(os.path.join(d, name), "wb").write(b.getvalue())
+
+    ast = Image.fromarray(data.astronaut()).resize((12, 9), Image.BICUBIC)
+    cat = Image.fromarray(data.chelsea()).resize((9, 13), Image.BICUBIC)
+    cam = Image.fromarray(data.camera()).resize((10, 10), Image.BICUBIC)
+    cof = Image.fromarray(data.coffee()).resize((16, 5), Image.BICUBIC)
+    save("astronaut.jpg", ast, "JPEG", quality=80)
+    save("chelsea-progressive.jpg", cat, "JPEG", quality=70, progressive=True)
+    save("camera-gray.jpg", cam, "JPEG", quality=75)
+    save("coffee-cmyk.jpg", cof.convert("CMYK"), "JPEG", quality=75)
+    save("chelsea-420.jpg", cat, "JPEG", quality=50, subsampling=2)
+    save("astronaut.png", ast, "PNG")
+    rgba = cat.convert("RGBA")
+    rgba.putalpha(128)
+    save("chelsea-rgba.png", rgba, "PNG")
+    save("camera-gray.png", cam, "PNG")
+    save("coffee-palette.png", cof.quantize(8), "PNG", transparency=0)
+    save("camera-16bit.png", cam.convert("I;16"), "PNG")
+    save("camera-1bit.png", cam.convert("1"), "PNG")
+    frames = [ast.quantize(16), ast.transpose(Image.FLIP_LEFT_RIGHT).quantize(16)]
+    b = io.BytesIO()
+    frames[0].save(b, "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    open(os.path.join(d, "astronaut-animated.gif"), "wb").write(b.getvalue())
+    save("camera.gif", cam, "GIF")
+    save("chelsea-lossy.webp", cat, "WEBP", quality=60)
+    save("coffee-lossless.webp", cof, "WEBP", lossless=True)
+    save("chelsea-alpha.webp", rgba, "WEBP", quality=60)
+    save("astronaut.bmp", ast, "BMP")
+    save("camera-gray.bmp", cam, "BMP")
+    save("coffee.tiff", cof, "TIFF")
+    save("camera-gray-deflate.tiff", cam, "TIFF", compression="tiff_deflate")
+    # A wide and a tall strip, for the resize modes' extreme aspect ratios.
+    save("strip-wide.png", Image.fromarray(data.astronaut()).resize((64, 1)), "PNG")
+    save("strip-tall.gif", Image.fromarray(data.camera()).resize((1, 64)), "GIF")
+
+
+def requests(d, images_dir):
+    """Each file is `<path>\\n<content-type>\\n<body>` (see fuzz_targets/request_parse.rs)."""
+    png = open(os.path.join(images_dir, "camera-gray.png"), "rb").read()
+    gif = open(os.path.join(images_dir, "strip-tall.gif"), "rb").read()
+
+    def w(name, path, ct, body):
+        if isinstance(body, str):
+            body = body.encode()
+        open(os.path.join(d, name), "wb").write(path.encode() + b"\n" + ct.encode() + b"\n" + body)
+
+    b64 = base64.b64encode(png).decode()
+    w("image-raw-png", "/v1/embed/image", "image/png", png)
+    w("image-octet", "/v1/faces", "application/octet-stream", gif)
+    mp = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        + png
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="images"; filename="b.gif"\r\n\r\n'
+        + gif
+        + b"\r\n--XyZ--\r\n"
+    )
+    w("image-multipart", "/v1/embed/image", "multipart/form-data; boundary=XyZ", mp)
+    w("image-multipart-truncated", "/v1/embed/image", "multipart/form-data; boundary=XyZ", mp[:150])
+    w("image-multipart-noboundary", "/v1/embed/image", "multipart/form-data", mp)
+    w("image-json-one", "/v1/embed/image", "application/json", json.dumps({"image": b64}))
+    w(
+        "image-json-dataurl",
+        "/v1/embed/image",
+        "application/json; charset=utf-8",
+        json.dumps({"images": ["data:image/png;base64," + b64, b64]}),
+    )
+    w("image-json-badb64", "/v1/embed/image", "application/json", '{"images":["data:image/png,AAAA","!!notbase64=="]}')
+    w("image-json-both", "/v1/embed/image", "application/json", '{"image":"AA==","images":["AA=="]}')
+    w("image-json-many", "/v1/embed/image", "application/json", json.dumps({"images": ["AA=="] * 6}))
+    w("image-text-plain", "/v1/embed/image", "text/plain", "hello")
+    w("text-one", "/v1/embed/text", "application/json", '{"text":"a photo of a cat"}')
+    w(
+        "text-many",
+        "/v1/embed/text",
+        "application/json",
+        json.dumps({"texts": ["a dog", "  ", "x" * 400, "caf\u00e9 \U0001f431"]}),
+    )
+    w("text-unknown-field", "/v1/embed/text", "application/json", '{"text":"a","extra":1}')
+    w("text-syntax", "/v1/embed/text", "application/json", '{"text": "unterminated')
+    w("text-wrong-type", "/v1/embed/text", "application/json", '{"texts": [1, null, {"a": []}]}')
+    w("text-no-ct", "/v1/embed/text", "", '{"text":"a photo"}')
+    w("openai-string", "/v1/embeddings", "application/json", '{"input":"a photo of a cat","model":"ViT-B-32"}')
+    w(
+        "openai-array",
+        "/v1/embeddings",
+        "application/json",
+        '{"input":["a","b"],"model":"clip","encoding_format":"base64","dimensions":512}',
+    )
+    w("openai-tokens", "/v1/embeddings", "application/json", '{"input":[[1,2,3]],"encoding_format":"float","user":"u"}')
+    w(
+        "openai-bad",
+        "/v1/embeddings",
+        "application/json",
+        '{"input":"x","model":"text-embedding-3-small","encoding_format":"int8","dimensions":256}',
+    )
+
+
+TEXTS = {
+    "plain": "a photo of a cat",
+    "caption": "A diagram of the solar system, with labels; 8 planets (and Pluto?)",
+    "contractions": "it's what they've said: we'll see, I'd've known, you're right",
+    "html": "fish &amp; chips &lt;b&gt;bold&lt;/b&gt; &quot;quoted&quot; &#39;x&#39; &nbsp;&eacute;",
+    "mojibake": "cafÃ© â€œquotedâ€\x9d naÃ¯ve",
+    "unicode": "Ｆｕｌｌｗｉｄｔｈ ﬁ ligature, é (e + combining), ẞ İ ǅ ß σς",
+    "emoji": "🐱‍👤 a cat 🇫🇷 flag 👍🏽 thumbs ❤️",
+    "cjk": "一只猫的照片 猫の写真 고양이 사진",
+    "scripts": "صورة قطة фото кошки φωτογραφία γάτας תמונה של חתול ภาพแมว",
+    "specials": "<start_of_text>a<end_of_text> <|endoftext|> </w>",
+    "numbers": "3.14159 1,000,000 2026-11-23 #42 $5.99 100%",
+    "whitespace": "  tabs\tand\nnewlines\r\n\u00a0nbsp\u2003em\u200bzero-width  ",
+    "long": " ".join("word%d" % i for i in range(120)),
+    "repeat": "a" * 78 * 3,
+    "punct": "!!!???...,,,;;;:::---___***((()))[[[]]]{{{}}}",
+    "controls": "a\x00b\x01c\x7fd\u0085e\ufeff f",
+}
+
+
+def texts(d):
+    for name, text in TEXTS.items():
+        with open(os.path.join(d, name + ".txt"), "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+
+def main():
+    dirs = {t: os.path.join(HERE, "corpus", t) for t in ("decode_preprocess", "request_parse", "tokenizer")}
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+    images(dirs["decode_preprocess"])
+    requests(dirs["request_parse"], dirs["decode_preprocess"])
+    texts(dirs["tokenizer"])
+
+
+if __name__ == "__main__":
+    main()
