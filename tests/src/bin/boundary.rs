@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         data: RSlice::from_slice(bytemuck::cast_slice(&input)),
     };
     let tiny_run = time_per_call(7, 2_000, || {
-        backend.run(tiny.handle, RSlice::from_slice(&[view.clone()])).into_result().expect("run");
+        backend.run(tiny.handle, RSlice::from_slice(std::slice::from_ref(&view))).into_result().expect("run");
     });
 
     let clip = ClipPipeline::load(backend.clone(), &args.model_dir, ClipEngine::Onnx, None, DecodeLimits::default())?;
