@@ -166,10 +166,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    use switchyard::runtime::RuntimeOptions;
-    use switchyard::server::LoadPlan;
+    let plan = load_plan(&args)?;
+    // A plugin swap checks what the next image will read: this command line and environment.
+    let replan: switchyard::server::Replan = std::sync::Arc::new(|| {
+        let cli = Cli::try_parse_from(std::env::args_os()).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Serve(args) => load_plan(&args).map_err(|e| switchyard::util::error_chain(e.as_ref())),
+            _ => Err("the process is not `switchyard serve`".into()),
+        }
+    });
+    switchyard::server::serve(args.server_config(), plan, replan)?;
+    Ok(ExitCode::SUCCESS)
+}
 
-    let plan = LoadPlan {
+/// What `serve` loads, from its settings.
+fn load_plan(args: &ServeArgs) -> anyhow::Result<switchyard::server::LoadPlan> {
+    use switchyard::runtime::RuntimeOptions;
+
+    Ok(switchyard::server::LoadPlan {
         settings: args.device.resolve()?,
         runtime: RuntimeOptions {
             folder: args.plugins.folder(),
@@ -182,9 +196,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         face_dir: args.models.face_dir(),
         face_model_name: args.models.face_model_name.clone(),
         fallback: args.fallback()?,
-    };
-    switchyard::server::serve(args.server_config(), plan)?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {

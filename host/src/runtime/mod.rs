@@ -86,30 +86,7 @@ impl Runtime {
     pub fn start(settings: &DeviceSettings, options: &RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let start = Instant::now();
         let hardware = hardware::probe();
-        let found = discover(&options.folder, &options.explicit)?;
-        let index = match settings.device {
-            DeviceSpec::Cuda(i) => i,
-            _ => None,
-        };
-        let selection = decide(settings, &hardware, &found, |file| {
-            let cfg = settings.backend_config(index.or((file.kind == switchyard_core::DeviceKind::Cuda).then_some(0)));
-            let report = match &options.inspect_exe {
-                Some(exe) => inspect_in_child(
-                    &file.path,
-                    &ChildInspect {
-                        exe: exe.clone(),
-                        device_index: cfg.device_index.into_option(),
-                        timeout: crate::probe::inspect_timeout(),
-                    },
-                ),
-                None => inspect_in_process(&file.path, &cfg, false),
-            };
-            if report.usable() {
-                Ok(())
-            } else {
-                Err(report.rejection())
-            }
-        })?;
+        let selection = select(settings, options, &hardware)?;
         for r in &selection.rejected {
             tracing::info!(kind = %r.kind, reason = %r.reason, "device candidate rejected");
         }
@@ -136,4 +113,39 @@ impl Runtime {
         tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = %report.plugin_sha256, reason = %report.reason, startup_ms = report.startup_ms, "device selected");
         Ok(Runtime { backend: Arc::new(backend), selection, report, _plugin: plugin })
     }
+}
+
+/// Which plugin [`Runtime::start`] would load, with every candidate checked
+/// (in child processes when `options.inspect_exe` is set) but none loaded here.
+/// A plugin swap runs this before it commits to re-executing the server.
+pub fn select(
+    settings: &DeviceSettings,
+    options: &RuntimeOptions,
+    hardware: &HardwareReport,
+) -> Result<Selection, RuntimeError> {
+    let found = discover(&options.folder, &options.explicit)?;
+    let index = match settings.device {
+        DeviceSpec::Cuda(i) => i,
+        _ => None,
+    };
+    let selection = decide(settings, hardware, &found, |file| {
+        let cfg = settings.backend_config(index.or((file.kind == switchyard_core::DeviceKind::Cuda).then_some(0)));
+        let report = match &options.inspect_exe {
+            Some(exe) => inspect_in_child(
+                &file.path,
+                &ChildInspect {
+                    exe: exe.clone(),
+                    device_index: cfg.device_index.into_option(),
+                    timeout: crate::probe::inspect_timeout(),
+                },
+            ),
+            None => inspect_in_process(&file.path, &cfg, false),
+        };
+        if report.usable() {
+            Ok(())
+        } else {
+            Err(report.rejection())
+        }
+    })?;
+    Ok(selection)
 }

@@ -2,7 +2,7 @@
 //! environment variable behind it, and the effective configuration that is
 //! logged once at startup.
 //!
-//! The API key is a [`Secret`]: its `Debug`, `Display` and `Serialize` print
+//! The API key and the admin key are [`Secret`]s: its `Debug`, `Display` and `Serialize` print
 //! `***`, so no log line or `/info` answer can carry it by accident.
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{DeviceArgs, ModelArgs, PluginArgs};
 
-/// A value that must never be printed (the API key).
+/// A value that must never be printed (the API key, the admin key).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Bearer token every route but /health and /ready requires (unset: no authentication).
     #[arg(long, env = "SWITCHYARD_API_KEY", value_parser = parse_secret, hide_env_values = true)]
     pub api_key: Option<Secret>,
+    /// Bearer token for the admin routes (`POST /admin/reload`); unset: they answer 403.
+    #[arg(long, env = "SWITCHYARD_ADMIN_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub admin_key: Option<Secret>,
     /// Most items (texts or images) run through the model at once.
     #[arg(long, env = "SWITCHYARD_MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
@@ -201,6 +204,7 @@ pub struct Limits {
 pub struct ServerConfig {
     pub addr: SocketAddr,
     pub api_key: Option<Secret>,
+    pub admin_key: Option<Secret>,
     pub batch: BatchConfig,
     pub limits: Limits,
     pub faces: FaceConfig,
@@ -224,6 +228,7 @@ impl ServeArgs {
         ServerConfig {
             addr: SocketAddr::new(self.host, self.port),
             api_key: self.api_key.clone().filter(|k| !k.0.is_empty()),
+            admin_key: self.admin_key.clone().filter(|k| !k.0.is_empty()),
             batch,
             faces: FaceConfig {
                 enabled: f.faces,

@@ -24,6 +24,18 @@ pub enum ApiError {
     /// Missing or wrong bearer token.
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// Missing or wrong admin token on an admin route.
+    #[error("a valid admin key is required: send `Authorization: Bearer <SWITCHYARD_ADMIN_KEY>`")]
+    AdminUnauthorized,
+    /// An admin route while no admin key is configured.
+    #[error("the admin routes are off because SWITCHYARD_ADMIN_KEY (--admin-key) is not set; set it and restart, or send the process SIGHUP to swap plugins")]
+    AdminDisabled,
+    /// A plugin swap was refused; the old plugin keeps serving.
+    #[error("{0}")]
+    SwapRefused(String),
+    /// A plugin swap could not be checked.
+    #[error("{0}")]
+    SwapFailed(String),
     #[error("there is no route `{0}`; see docs/api.md for the routes")]
     NotFound(String),
     #[error("`{method}` is not allowed on `{path}`")]
@@ -87,7 +99,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::SwapRefused(_) => StatusCode::CONFLICT,
+            ApiError::SwapFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } | ApiError::TooManyItems { .. } | ApiError::ImageTooLarge { .. } => {
@@ -111,7 +126,10 @@ impl ApiError {
     pub fn error_type(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => "unauthorized",
+            ApiError::AdminDisabled => "admin_disabled",
+            ApiError::SwapRefused(_) => "swap_refused",
+            ApiError::SwapFailed(_) => "swap_failed",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BodyTooLarge { .. } => "body_too_large",

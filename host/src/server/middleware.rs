@@ -1,6 +1,10 @@
 //! Per-request plumbing: a request id, a tracing span, the metrics of every
 //! answer, and the optional bearer API key.
 //!
+//! During a plugin swap's drain every response carries `Connection: close`,
+//! so keep-alive clients open a new connection (queued for the next image)
+//! instead of reusing one that is about to close.
+//!
 //! The span (`request{id, method, route}`) is entered for the whole handler,
 //! and the batcher captures it, so a batch's span has the request's as parent.
 
@@ -61,6 +65,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // During a swap's drain: the client must not send another request on this connection.
+    if state.swap.draining.load(Ordering::SeqCst) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -75,6 +83,21 @@ pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next:
         if !bool::from(given.ct_eq(key.expose())) {
             return ApiError::Unauthorized.into_response();
         }
+    }
+    next.run(req).await
+}
+
+/// Checks `Authorization: Bearer <SWITCHYARD_ADMIN_KEY>` for the admin routes;
+/// constant-time. Without a configured admin key they are off (403).
+pub async fn require_admin_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(key) = &state.config.admin_key else { return ApiError::AdminDisabled.into_response() };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    if !bool::from(given.ct_eq(key.expose())) {
+        return ApiError::AdminUnauthorized.into_response();
     }
     next.run(req).await
 }

@@ -10,34 +10,53 @@
 //! - [`error`]: the one error type and its status table;
 //! - [`middleware`]: request id, tracing span, metrics, API key;
 //! - [`metrics`]: the Prometheus counters and histograms;
-//! - [`state`]: what handlers share, and loading the models.
+//! - [`state`]: what handlers share, and loading the models;
+//! - [`swap`] / [`handoff`]: plugin swaps (SIGHUP, `POST /admin/reload`): validate,
+//!   drain, re-execute in place with the listening socket.
 //!
 //! The socket is bound first and the models load in the background, so that
 //! `/health` answers at once and `/ready` turns 200 when the models are
 //! warm. On SIGINT or SIGTERM the server stops accepting, finishes the
-//! requests in flight, then lets the model workers drain their queues.
+//! requests in flight, then lets the model workers drain their queues. After
+//! a validated swap it drains the same way (bounded), then re-executes; the
+//! next image adopts the socket and loads the models before it accepts, so
+//! connections wait in the backlog meanwhile.
 
 pub mod batcher;
 pub mod config;
 pub mod devices;
 pub mod error;
 pub mod face_service;
+pub mod handoff;
 pub mod input;
 pub mod metrics;
 pub mod middleware;
 pub mod prepare;
 pub mod routes;
 pub mod state;
+pub mod swap;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 pub use config::{ServeArgs, ServerConfig};
 pub use state::{LoadError, LoadPlan};
+pub use swap::Replan;
 
+use handoff::{HandoffError, Inherited, KeptSocket};
 use state::{AppState, Models};
+use swap::{Phase, SwapControl};
+
+/// How long responses carry `Connection: close` before a swap stops accepting
+/// and closes idle keep-alive connections: a client in a request loop gets one
+/// such answer and moves to a new connection, instead of racing the close.
+const KEEP_ALIVE_GRACE: Duration = Duration::from_millis(250);
+/// The drain bound when the request deadline is off.
+const DEFAULT_DRAIN_BOUND: Duration = Duration::from_secs(60);
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,32 +75,56 @@ pub enum ServeError {
     LoaderPanicked,
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Handoff(#[from] HandoffError),
 }
 
-/// Runs the server until SIGINT/SIGTERM (blocking).
-pub fn serve(config: ServerConfig, plan: LoadPlan) -> Result<(), ServeError> {
+/// Runs the server until SIGINT/SIGTERM (blocking), re-executing in place on
+/// a plugin swap. `replan` reads the settings again for a swap's check.
+pub fn serve(config: ServerConfig, plan: LoadPlan, replan: Replan) -> Result<(), ServeError> {
+    // Before any thread starts: it removes the handoff variables from the environment.
+    let inherited = handoff::take_inherited()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("serve")
         .build()
         .map_err(ServeError::Runtime)?
-        .block_on(run(config, plan))
+        .block_on(run(config, plan, replan, inherited))
 }
 
-async fn run(config: ServerConfig, plan: LoadPlan) -> Result<(), ServeError> {
+async fn listen(
+    addr: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
+) -> Result<tokio::net::TcpListener, ServeError> {
+    match inherited {
+        Some(l) => tokio::net::TcpListener::from_std(l).map_err(ServeError::Serve),
+        None => tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source }),
+    }
+}
+
+async fn run(config: ServerConfig, plan: LoadPlan, replan: Replan, inherited: Inherited) -> Result<(), ServeError> {
     tracing::info!(config = ?config, plan = ?plan, "serve: effective configuration");
-    let addr = config.addr;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+    let swapped = inherited.listener.is_some();
+    let listener = listen(config.addr, inherited.listener).await?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
-    tracing::info!(%local, "listening");
-    eprintln!("switchyard serve: listening on http://{local}");
-    let state = Arc::new(AppState::new(config));
-    // Fires on a signal, or when loading fails (the server must not stay up unready forever).
-    let (stop_tx, mut stop_rx) = watch::channel(false);
+    // Keeps the socket open (and its backlog queuing) when axum drops its listener at a swap.
+    let kept = KeptSocket::keep(&listener)?;
+    let history = inherited.history;
+    if swapped {
+        tracing::info!(%local, swap = history.count, from = ?history.previous_plugin_path, from_sha256 = ?history.previous_plugin_sha256, "plugin swap: adopted the listening socket; connections wait in its backlog until the models are loaded");
+    } else {
+        tracing::info!(%local, "listening");
+        eprintln!("switchyard serve: listening on http://{local}");
+    }
+    // Serving until a signal, a failed load (the server must not stay up unready forever) or a swap.
+    let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
+    let state = Arc::new(AppState::new(config, SwapControl::new(replan, history, phase_tx.clone())));
+    #[cfg(unix)]
+    hangups(state.clone());
 
     let loader = {
         let state = state.clone();
-        let stop_tx = stop_tx.clone();
+        let phase_tx = phase_tx.clone();
         tokio::task::spawn_blocking(move || {
             let result = Models::load(&plan, &state.config, &state.metrics);
             match result {
@@ -92,7 +135,7 @@ async fn run(config: ServerConfig, plan: LoadPlan) -> Result<(), ServeError> {
                 }
                 Err(e) => {
                     tracing::error!(error = %crate::util::error_chain(&e), "loading failed; stopping");
-                    let _ = stop_tx.send(true);
+                    let _ = phase_tx.send(Phase::Shutdown);
                     Err(e)
                 }
             }
@@ -101,24 +144,90 @@ async fn run(config: ServerConfig, plan: LoadPlan) -> Result<(), ServeError> {
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; finishing requests in flight");
-        let _ = stop_tx.send(true);
+        let _ = phase_tx.send(Phase::Shutdown);
     });
+    let mut loader = Some(loader);
+    if swapped {
+        // After a swap nothing is accepted before the models are warm: clients wait, not fail.
+        let loaded = loader.take().expect("not awaited yet").await.map_err(|_| ServeError::LoaderPanicked)?;
+        loaded?;
+        if let Some(models) = state.models.get() {
+            let r = &models.runtime.report;
+            tracing::info!(swap = state.swap.history.count, from_sha256 = ?state.swap.history.previous_plugin_sha256, to_sha256 = %r.plugin_sha256, plugin = %r.plugin_path.display(), "plugin swap complete; accepting connections");
+        }
+    }
 
-    let app = routes::router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        })
-        .await
-        .map_err(ServeError::Serve)?;
+    serve_until_stopped(listener, state.clone(), phase_rx.clone()).await?;
 
-    let loaded = loader.await.map_err(|_| ServeError::LoaderPanicked)?;
+    if *phase_rx.borrow() == Phase::Swap {
+        if let Some(models) = state.models.get() {
+            let models = models.clone();
+            let _ = tokio::task::spawn_blocking(move || models.close()).await;
+        }
+        let next = state.swap.next_history().unwrap_or_default();
+        tracing::info!(swap = next.count, "drained; re-executing with the listening socket");
+        let e = handoff::exec(&kept, &next);
+        tracing::error!(error = %crate::util::error_chain(&e), "plugin swap failed");
+        return Err(e.into());
+    }
+    let loaded = match loader {
+        Some(loader) => loader.await.map_err(|_| ServeError::LoaderPanicked)?,
+        None => Ok(()),
+    };
     if let Some(models) = state.models.get() {
         let models = models.clone();
         let _ = tokio::task::spawn_blocking(move || models.close()).await;
     }
     tracing::info!("stopped");
     loaded.map_err(ServeError::from)
+}
+
+/// Serves until the phase leaves `Serving`, then drains: all requests in
+/// flight on a shutdown; on a swap, those that finish within the bound.
+async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    phase: watch::Receiver<Phase>,
+) -> Result<(), ServeError> {
+    let drain_bound = state.config.batch.request_timeout.unwrap_or(DEFAULT_DRAIN_BOUND) + KEEP_ALIVE_GRACE;
+    let app = routes::router(state);
+    let mut graceful = phase.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|p| *p != Phase::Serving).await;
+        if *graceful.borrow() == Phase::Swap {
+            tokio::time::sleep(KEEP_ALIVE_GRACE).await;
+        }
+    });
+    let mut bound = phase;
+    let bound = async move {
+        let _ = bound.wait_for(|p| *p == Phase::Swap).await;
+        tokio::time::sleep(drain_bound).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served.map_err(ServeError::Serve),
+        _ = bound => {
+            tracing::warn!(bound_ms = drain_bound.as_millis() as u64, "requests still in flight after the drain bound; the swap cuts them");
+            Ok(())
+        }
+    }
+}
+
+/// SIGHUP: a plugin swap (registered at once, so that a SIGHUP no longer kills the process).
+#[cfg(unix)]
+fn hangups(state: Arc<AppState>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; plugin swaps only through POST /admin/reload");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            // Refusals are logged by the swap itself.
+            let _ = SwapControl::request(&state, "SIGHUP").await;
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -19,6 +19,7 @@ use super::devices::Devices;
 use super::error::ApiError;
 use super::face_service::{FaceModelReport, FaceService};
 use super::metrics::{Metrics, Queue};
+use super::swap::SwapControl;
 use crate::clip::model::ClipEngine;
 use crate::clip::pipeline::{ClipPipeline, PipelineError};
 use crate::config::DeviceSettings;
@@ -259,16 +260,19 @@ pub struct AppState {
     pub models: OnceLock<Arc<Models>>,
     /// Bounds the images decoded at once on the blocking pool.
     pub preprocess: Semaphore,
+    /// Plugin swaps (SIGHUP, `POST /admin/reload`).
+    pub swap: SwapControl,
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig) -> Self {
+    pub fn new(config: ServerConfig, swap: SwapControl) -> Self {
         let permits = config.limits.preprocess_workers;
         Self {
             config,
             metrics: Arc::new(Metrics::default()),
             models: OnceLock::new(),
             preprocess: Semaphore::new(permits),
+            swap,
         }
     }
 

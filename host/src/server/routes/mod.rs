@@ -1,10 +1,12 @@
 //! The router: which path goes to which handler, and which layers wrap them.
 //!
 //! Model routes are grouped in [`api`], behind the API key; `/health` and
-//! `/ready` stay open for orchestrators' probes. A model route is a module
+//! `/ready` stay open for orchestrators' probes; `/admin/*` is behind its own
+//! admin key. A model route is a module
 //! here with a `routes()` function merged in [`api`]; its queue lives in
 //! [`Models`](super::state::Models).
 
+mod admin;
 mod embed;
 mod faces;
 pub mod openai;
@@ -16,11 +18,11 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::ApiError;
-use super::middleware::{observe, require_key};
+use super::middleware::{observe, require_admin_key, require_key};
 use super::state::AppState;
 
 /// Every route of the service.
@@ -30,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .merge(api(state.clone()))
+        .merge(admin(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -46,6 +49,11 @@ fn api(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(faces::routes())
         .merge(openai::routes())
         .route_layer(from_fn_with_state(state, require_key))
+}
+
+/// The routes behind the admin key (not the API key).
+fn admin(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new().route("/admin/reload", post(admin::reload)).route_layer(from_fn_with_state(state, require_admin_key))
 }
 
 async fn not_found(uri: Uri) -> Response {
