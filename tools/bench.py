@@ -156,6 +156,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--camera", type=int, default=16, help="12 MP JPEGs")
+    ap.add_argument("--passes", type=int, default=3,
+                    help="image rows go over their files this many times (the same list on both sides), so that "
+                         "each run lasts long enough for steady state")
     ap.add_argument("--small", type=int, default=32, help="640 px JPEGs")
     ap.add_argument("--texts", type=int, default=256)
     ap.add_argument("--faces", type=int, default=32, help="640 px photos for the faces row")
@@ -173,20 +176,20 @@ def main() -> None:
     print(f"threads={args.threads}, batch={args.batch_size}, median of {args.repeat} runs; preparing inputs...",
           file=sys.stderr, flush=True)
     if want("camera"):
-        cam = camera_images(os.path.join(work, "camera"), args.camera)
+        cam = camera_images(os.path.join(work, "camera"), args.camera) * args.passes
         ours = [ours_embed(args, cam) for _ in range(args.repeat)]
         exact = [ours_embed(args, cam, {"SWITCHYARD_SCALED_DECODE": "false"}) for _ in range(args.repeat)]
         py = [python_clip(args, ["--images", *cam]) for _ in range(args.repeat)]
         (o, orss), (e, _), (p, prss) = (median_of(r, "images_per_s") for r in (ours, exact, py))
-        table.add(f"CLIP images, {len(cam)} x 12 MP JPEG", "images/s", o, p)
+        table.add(f"CLIP images, {args.camera} x 12 MP JPEG x {args.passes}", "images/s", o, p)
         table.add("  same, exact PIL decode", "images/s", e, p)
         memory.add("CLIP images, 12 MP JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
     if want("small"):
-        small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640)
+        small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
         ours = [ours_embed(args, small) for _ in range(args.repeat)]
         py = [python_clip(args, ["--images", *small]) for _ in range(args.repeat)]
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
-        table.add(f"CLIP images, {len(small)} x 640 px JPEG", "images/s", o, p)
+        table.add(f"CLIP images, {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
         memory.add("CLIP images, 640 px JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
     if want("texts"):
         texts_file = os.path.join(work, "texts.txt")
@@ -199,12 +202,12 @@ def main() -> None:
         table.add(f"CLIP texts, {args.texts} captions", "texts/s", o, p)
         memory.add("CLIP texts", "peak RSS MB", orss, prss, higher_is_better=False)
     if want("faces"):
-        photos = bench_clip.sample_images(os.path.join(work, "images"), args.faces, 640)
+        photos = bench_clip.sample_images(os.path.join(work, "images"), args.faces, 640) * args.passes
         ours = [ours_embed(args, ["--faces", *photos]) for _ in range(args.repeat)]
         py = [python_faces(args, photos) for _ in range(args.repeat)]
         service = python_faces(args, photos, import_torch=True)
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
-        table.add(f"faces, {len(photos)} x 640 px JPEG", "images/s", o, p)
+        table.add(f"faces, {args.faces} x 640 px JPEG x {args.passes}", "images/s", o, p)
         memory.add("faces (python: insightface alone)", "peak RSS MB", orss, prss, higher_is_better=False)
         memory.add("faces (python: + torch, open_clip, as in the service)", "peak RSS MB", orss, service[1],
                    higher_is_better=False)
