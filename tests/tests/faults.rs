@@ -170,7 +170,10 @@ fn the_missing_library_on_ld_library_path_makes_the_plugin_load() {
 #[test]
 fn the_server_keeps_serving_past_a_plugin_missing_a_library() {
     let folder = missing_library_folder();
-    let mut server = Server::spawn_with_plugins(folder, &["--no-faces"], &[("DEVICE", "cpu")]);
+    // `cargo test --workspace` puts every build script's link-search folder on LD_LIBRARY_PATH,
+    // the fixture's dependency's among them: clear it, as probe_json does.
+    let env = [("DEVICE", "cpu"), ("LD_LIBRARY_PATH", "")];
+    let mut server = Server::spawn_with_plugins(folder, &["--no-faces"], &env);
     server.wait_ready();
     let info = get(&server, "/info");
     assert!(info.body["plugin_path"].as_str().unwrap().ends_with("/libbackend_cpu.so"), "{:?}", info.body);
