@@ -54,7 +54,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     // too large) leaves that body unread, and hyper then closes the connection after the answer,
     // without saying so: a client that reuses it for its next request gets EOF (seen once in
     // 12,138 soak requests). Saying `Connection: close` makes such clients reconnect instead.
-    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+    // During a swap's drain, too: the client must not send another request on this connection.
+    let refused_unread = has_body && (response.status().is_client_error() || response.status().is_server_error());
+    if refused_unread || state.swap.draining.load(Ordering::SeqCst) {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let took = start.elapsed();
@@ -65,38 +67,34 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    // During a swap's drain: the client must not send another request on this connection.
-    if state.swap.draining.load(Ordering::SeqCst) {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
     response
 }
 
 /// Checks `Authorization: Bearer <key>` when a key is configured; constant-time.
 pub async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or_default();
-        if !bool::from(given.ct_eq(key.expose())) {
+        if !bearer_matches(&req, key) {
             return ApiError::Unauthorized.into_response();
         }
     }
     next.run(req).await
 }
 
-/// Checks `Authorization: Bearer <SWITCHYARD_ADMIN_KEY>` for the admin routes;
-/// constant-time. Without a configured admin key they are off (403).
-pub async fn require_admin_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let Some(key) = &state.config.admin_key else { return ApiError::AdminDisabled.into_response() };
+/// Whether `Authorization: Bearer <token>` carries `key`, compared in constant time.
+fn bearer_matches(req: &Request, key: &super::config::Secret) -> bool {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         .unwrap_or_default();
-    if !bool::from(given.ct_eq(key.expose())) {
+    bool::from(given.ct_eq(key.expose()))
+}
+
+/// Checks `Authorization: Bearer <SWITCHYARD_ADMIN_KEY>` for the admin routes;
+/// constant-time. Without a configured admin key they are off (403).
+pub async fn require_admin_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(key) = &state.config.admin_key else { return ApiError::AdminDisabled.into_response() };
+    if !bearer_matches(&req, key) {
         return ApiError::AdminUnauthorized.into_response();
     }
     next.run(req).await
