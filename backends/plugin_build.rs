@@ -1,23 +1,38 @@
-// Shared by the three plugins' build scripts through `include!`: make the
-// cdylib find libtorch without LD_LIBRARY_PATH and record what it was built
-// against.
+// Shared by the build scripts of the three plugins and their three torch
+// companions through `include!`: make a companion find libtorch without
+// LD_LIBRARY_PATH and record what each was built against.
 //
-// - RUNPATH to the libtorch folder torch-sys built against (DEP_TCH_LIBTORCH_LIB,
-//   visible because each plugin depends on torch-sys directly).
-// - `keep_cuda`: link libtorch_cuda with --no-as-needed, or libtorch's CUDA
-//   hooks never register and tch reports no GPU.
+// - Companions: RUNPATH to the libtorch folder torch-sys built against
+//   (DEP_TCH_LIBTORCH_LIB, visible because each crate depends on torch-sys
+//   directly). Plugins link no libtorch and get no RUNPATH.
+// - `Torch::LinkedKeepCuda`: link libtorch_cuda with --no-as-needed, or
+//   libtorch's CUDA hooks never register and tch reports no GPU.
 // - SWITCHYARD_TORCH_VERSION / _TORCH_LIB / _TARGET / _PROFILE for describe().
 
-fn plugin_build(keep_cuda: bool) {
+/// How the crate being built uses libtorch.
+#[allow(dead_code)]
+#[derive(PartialEq)]
+enum Torch {
+    /// A plugin: no libtorch in it (its companion has it).
+    NotLinked,
+    /// A companion on the CPU or MPS.
+    Linked,
+    /// The CUDA companion: libtorch_cuda must stay linked.
+    LinkedKeepCuda,
+}
+
+fn plugin_build(torch: Torch) {
     println!("cargo:rerun-if-changed=../plugin_build.rs");
     println!("cargo:rerun-if-env-changed=SWITCHYARD_ORT_DYLIB");
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect(
         "torch-sys did not report its libtorch folder; build through ci/build.sh (it sets LIBTORCH_USE_PYTORCH=1 and the venv)",
     );
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    if torch != Torch::NotLinked {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    }
     println!("cargo:rustc-env=SWITCHYARD_TORCH_LIB={lib}");
     let lib_dir = std::path::Path::new(&lib);
-    if keep_cuda && lib_dir.join("libtorch_cuda.so").exists() {
+    if torch == Torch::LinkedKeepCuda && lib_dir.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");

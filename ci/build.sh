@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the workspace in release: the host binary, the three plugins
-# (backend-cpu, backend-cuda, backend-mps) and the failure fixtures, then
-# copies the plugins into the plugin folder (plugins/).
-# Plugins are libbackend_<kind>.so on Linux, libbackend_<kind>.dylib on macOS.
+# (backend-cpu, backend-cuda, backend-mps), their torch companions
+# (switchyard-torch-<kind>) and the failure fixtures, then copies plugins and
+# companions into the plugin folder (plugins/).
+# Plugins are libbackend_<kind>.so on Linux, libbackend_<kind>.dylib on macOS;
+# companions libswitchyard_torch_<kind>.so / .dylib.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -12,8 +14,11 @@ bash "$ROOT/ci/setup-nasm.sh"
 step "cargo build --release --workspace"
 cargo build --release --workspace --locked
 mkdir -p "$SWITCHYARD_PLUGIN_DIR"
+# Each plugin with its torch companion (libtorch support, loaded by the
+# plugin from its own folder only when a TorchScript model needs it).
 for kind in cpu cuda mps; do
-  file="libbackend_${kind}.${DLL_EXT}"
-  install -m 0755 "target/release/$file" "$SWITCHYARD_PLUGIN_DIR/$file"
+  for file in "libbackend_${kind}.${DLL_EXT}" "libswitchyard_torch_${kind}.${DLL_EXT}"; do
+    install -m 0755 "target/release/$file" "$SWITCHYARD_PLUGIN_DIR/$file"
+  done
 done
 echo "plugins installed in $SWITCHYARD_PLUGIN_DIR" >&2

@@ -1,5 +1,5 @@
 include!("../plugin_build.rs");
 
 fn main() {
-    plugin_build(false);
+    plugin_build(Torch::NotLinked);
 }

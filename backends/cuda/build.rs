@@ -1,5 +1,5 @@
 include!("../plugin_build.rs");
 
 fn main() {
-    plugin_build(true);
+    plugin_build(Torch::NotLinked);
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard::config::{DeviceArgs, ModelArgs, PluginArgs};
 use switchyard::plugins::inspect::ChildInspect;
-use switchyard::plugins::inspect_in_process;
+use switchyard::plugins::{inspect_in_process, Depth};
 use switchyard::probe::{self, ProbeOptions};
 use switchyard::server::ServeArgs;
 
@@ -48,6 +48,9 @@ enum Command {
         /// The `cuda:N` index to probe.
         #[arg(long)]
         device_index: Option<u32>,
+        /// Also load the plugin's torch companion (the FALLBACK=cpu check).
+        #[arg(long)]
+        with_companion: bool,
         #[command(flatten)]
         device: DeviceArgs,
     },
@@ -139,6 +142,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                         exe: std::env::current_exe().context("cannot find the switchyard executable")?,
                         device_index: None,
                         timeout: probe::inspect_timeout(),
+                        with_companion: false,
                     })
                 })
                 .transpose()?;
@@ -156,9 +160,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Embed(args) => embed(*args),
         Command::Serve(args) => serve(*args),
-        Command::InspectPlugin { path, device_index, device } => {
+        Command::InspectPlugin { path, device_index, with_companion, device } => {
             let settings = device.resolve()?;
-            let report = inspect_in_process(&path, &settings.backend_config(device_index), true);
+            let depth = if with_companion { Depth::OpenWithCompanion } else { Depth::Open };
+            let report = inspect_in_process(&path, &settings.backend_config(device_index), depth);
             println!("{}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -88,12 +88,11 @@ pub fn render(out: &ProbeOutput) -> String {
                 (None, Some(why)) => format!("ONNX Runtime unavailable: {why}"),
                 _ => String::new(),
             };
-            let _ = writeln!(
-                s,
-                "      opened on {}; TorchScript dtype {}; {onnx}",
-                b.device,
-                get("torch_dtype").unwrap_or("?")
-            );
+            let torch = match get("torch_dtype") {
+                Some(dtype) => format!("TorchScript dtype {dtype}"),
+                None => "libtorch loads with the first TorchScript model".into(),
+            };
+            let _ = writeln!(s, "      opened on {}; {torch}; {onnx}", b.device);
         }
     }
     if out.plugins.is_empty() && out.plugin_folder_error.is_none() {

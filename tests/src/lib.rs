@@ -34,6 +34,17 @@ pub fn plugin(kind: DeviceKind) -> PathBuf {
     must_exist(artifacts().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
 }
 
+/// A plugin's built torch companion, e.g. `target/release/libswitchyard_torch_cpu.so`.
+pub fn torch_companion(kind: DeviceKind) -> PathBuf {
+    let name = format!(
+        "{}switchyard_torch_{}.{}",
+        std::env::consts::DLL_PREFIX,
+        kind.as_str(),
+        std::env::consts::DLL_EXTENSION
+    );
+    must_exist(artifacts().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
+}
+
 /// A built failure fixture, e.g. `fixture_open_panics`.
 pub fn fixture(crate_name: &str) -> PathBuf {
     let name =

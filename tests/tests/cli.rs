@@ -192,18 +192,6 @@ fn failure_fixtures_are_reported_and_the_host_goes_on_to_the_next_candidate() {
     assert_eq!(rejected.len(), 4, "{rejected:#?}");
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-fn the_host_links_no_ml_runtime_and_backend_cuda_keeps_libtorch_cuda() {
-    let ldd = |p: &Path| String::from_utf8(Command::new("ldd").arg(p).output().expect("ldd").stdout).unwrap();
-    let host = ldd(&switchyard_bin());
-    assert!(!host.contains("torch") && !host.contains("onnxruntime") && !host.contains("c10"), "{host}");
-    let cuda = ldd(&plugin(DeviceKind::Cuda));
-    assert!(cuda.contains("libtorch_cuda.so"), "{cuda}");
-    let cpu = ldd(&plugin(DeviceKind::Cpu));
-    assert!(cpu.contains("libtorch_cpu.so") && !cpu.contains("libtorch_cuda.so"), "{cpu}");
-}
-
 #[test]
 fn a_missing_plugin_folder_is_a_clear_error() {
     let out = probe(Path::new("/nonexistent/plugins"), &[], true);

@@ -1,11 +1,14 @@
-//! backend-cpu: the plugin that is always available. libtorch on the CPU and
-//! ONNX Runtime's CPU execution provider.
+//! backend-cpu: the plugin that is always available. ONNX Runtime's CPU
+//! execution provider; libtorch on the CPU through its torch companion
+//! (`backends/torch-cpu`), loaded only with the first TorchScript model so
+//! that ONNX-only work never pays for libtorch.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
+use switchyard_engine::companion::TorchLink;
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 
 /// The CPU flavor.
@@ -13,13 +16,17 @@ pub struct Cpu;
 
 impl Flavor for Cpu {
     const KIND: DeviceKind = DeviceKind::Cpu;
+    type Backend = EngineBackend;
 
     fn build_info() -> BuildInfo {
         switchyard_engine::build_info!()
     }
 
-    fn probe(_config: &BackendConfig) -> Result<ProbeReport, BackendError> {
-        let threads = tch::get_num_threads();
+    fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32,
+            n => n,
+        };
         Ok(ProbeReport {
             available: true,
             reason: "the CPU is always available".into(),
@@ -35,8 +42,8 @@ impl Flavor for Cpu {
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {
-        let cfg = engine_config(config, tch::Device::Cpu, "cpu".into(), "float32", &[ExecutionProvider::Cpu])?;
-        Ok(EngineBackend::new(cfg))
+        let torch = TorchLink::lazy(Self::KIND, config);
+        Ok(EngineBackend::new(engine_config(config, "cpu".into(), &[ExecutionProvider::Cpu], torch)))
     }
 }
 

@@ -1,69 +1,37 @@
-//! backend-cuda: libtorch on `cuda:N` (libtorch_cuda kept linked by build.rs)
-//! and ONNX Runtime. On a machine without a usable GPU it loads fine, probes
-//! as unavailable with the reason, and refuses `open` with `Unavailable`.
+//! backend-cuda: ONNX Runtime (CUDA execution provider) and libtorch on
+//! `cuda:N` through the torch companion (`backends/torch-cuda`, which keeps
+//! libtorch_cuda linked). Only libtorch can say whether it sees the GPU, so
+//! `probe` and `open` load the companion and ask it. On a machine without a
+//! usable GPU the plugin loads fine, probes as unavailable with the reason,
+//! and refuses `open` with `Unavailable`.
 
-use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::abi::{BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
+use switchyard_engine::companion::{self, TorchLink};
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 
 /// The CUDA flavor.
 pub struct Cuda;
 
-fn why_unavailable(index: u32) -> Option<String> {
-    if !tch::Cuda::is_available() {
-        return Some(
-            "libtorch reports no CUDA device (no NVIDIA GPU or driver visible to this process; check `nvidia-smi` and CUDA_VISIBLE_DEVICES)"
-                .into(),
-        );
-    }
-    let count = tch::Cuda::device_count();
-    if i64::from(index) >= count {
-        return Some(format!("cuda:{index} does not exist: libtorch sees {count} CUDA device(s)"));
-    }
-    None
-}
-
 impl Flavor for Cuda {
     const KIND: DeviceKind = DeviceKind::Cuda;
+    type Backend = EngineBackend;
 
     fn build_info() -> BuildInfo {
         switchyard_engine::build_info!()
     }
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
-        let index = config.device_index.into_option().unwrap_or(0);
-        let reason = why_unavailable(index);
-        let count = if reason.is_none() { tch::Cuda::device_count().max(0) as u32 } else { 0 };
-        let devices = (0..count)
-            .map(|i| DeviceInfo {
-                index: i,
-                name: format!("cuda:{i}").into(),
-                total_memory: 0,
-                extra: kv::<&str, &str>([]),
-            })
-            .collect::<Vec<_>>();
-        Ok(ProbeReport {
-            available: reason.is_none(),
-            reason: reason.unwrap_or_else(|| format!("{count} CUDA device(s) visible to libtorch")).into(),
-            devices: devices.into(),
-            extra: kv([
-                ("cudnn_available", tch::Cuda::cudnn_is_available().to_string()),
-                ("onnx_providers_default", "CUDAExecutionProvider,CPUExecutionProvider".to_string()),
-            ]),
-        })
+        companion::probe(Self::KIND, config)
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {
         let index = config.device_index.into_option().unwrap_or(0);
-        if let Some(reason) = why_unavailable(index) {
-            return Err(BackendError::unavailable(reason));
-        }
-        let device = tch::Device::Cuda(index as usize);
-        let cfg = engine_config(config, device, format!("cuda:{index}"), "float16", &[ExecutionProvider::Cuda])?;
-        Ok(EngineBackend::new(cfg))
+        let torch = TorchLink::open(Self::KIND, config)?;
+        Ok(EngineBackend::new(engine_config(config, format!("cuda:{index}"), &[ExecutionProvider::Cuda], torch)))
     }
 }
 

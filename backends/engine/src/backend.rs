@@ -1,8 +1,11 @@
 //! The one `Backend` implementation every plugin shares: a table of loaded
-//! models (TorchScript or ONNX) on one device.
+//! models on one device. ONNX models run here through ort; TorchScript models
+//! are handed to the plugin's torch companion ([`crate::companion`]), opened
+//! on the first one.
 //!
 //! Every method runs through [`switchyard_core::guard::guard`], so a panic in
-//! tch or ort comes back to the host as a `Panicked` error.
+//! ort comes back to the host as a `Panicked` error (the companion has its
+//! own barrier).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,29 +13,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
-use switchyard_core::abi::{kv, Backend, BackendError, BackendInfo, DType, ModelInfo, ModelSpec, Tensor, TensorView};
+use switchyard_core::abi::{
+    kv, Backend, BackendBox, BackendError, BackendInfo, ModelInfo, ModelSpec, Tensor, TensorView,
+};
 use switchyard_core::guard::guard;
 
+use crate::companion::TorchLink;
 use crate::onnx::{OnnxModel, OnnxOptions};
-use crate::torch::{parse_dtype, TorchModel};
 use crate::EngineError;
 
 enum Model {
-    Torch(TorchModel),
+    /// A TorchScript model: its handle in the companion's backend.
+    Torch(u64),
     Onnx(OnnxModel),
 }
 
 /// How an [`EngineBackend`] is set up by its plugin.
-#[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// The libtorch device.
-    pub device: tch::Device,
     /// The device as reported, e.g. `cuda:0`.
     pub label: String,
-    /// Default dtype for TorchScript float weights (`None`: float32).
-    pub torch_dtype: Option<DType>,
     /// ORT settings, including the execution providers to try.
     pub onnx: OnnxOptions,
+    /// The torch companion (TorchScript models, libtorch's health check).
+    pub torch: TorchLink,
 }
 
 /// A backend on one device.
@@ -48,34 +51,38 @@ impl EngineBackend {
         EngineBackend { config, models: RwLock::new(HashMap::new()), next_handle: AtomicU64::new(1) }
     }
 
-    fn load(&self, spec: &ModelSpec) -> Result<ModelInfo, EngineError> {
+    fn load(&self, spec: &ModelSpec) -> Result<ModelInfo, BackendError> {
         let path = Path::new(spec.path.as_str());
         if !path.is_file() {
-            return Err(EngineError::ModelNotFound { path: spec.path.to_string() });
+            return Err(EngineError::ModelNotFound { path: spec.path.to_string() }.into());
         }
-        let option = |key: &str| spec.options.iter().find(|kv| kv.0.as_str() == key).map(|kv| kv.1.to_string());
-        let (model, info) = match spec.format.as_str() {
+        let (model, mut info) = match spec.format.as_str() {
             "torchscript" => {
-                let dtype = match option("dtype") {
-                    Some(raw) => parse_dtype(&raw)?,
-                    None => self.config.torch_dtype,
-                };
-                let model = TorchModel::load(&spec.name, path, self.config.device, dtype)?;
-                (Model::Torch(model), ("torchscript", self.config.label.clone(), RVec::new(), RVec::new(), RVec::new()))
+                let info = self.config.torch.backend()?.load_model(spec).into_result()?;
+                (Model::Torch(info.handle), info)
             }
             "onnx" => {
                 let model = OnnxModel::load(&spec.name, path, &self.config.onnx)?;
-                let device = model.registered.provider.ort_name().to_string();
-                let notes = kv(model.registered.skipped.iter().map(|(p, why)| (format!("skipped {p}"), why.clone())));
-                let (i, o) = (RVec::from(model.inputs.clone()), RVec::from(model.outputs.clone()));
-                (Model::Onnx(model), ("onnx", device, i, o, notes))
+                let info = ModelInfo {
+                    handle: 0,
+                    engine: "onnx".into(),
+                    device: model.registered.provider.ort_name().into(),
+                    inputs: RVec::from(model.inputs.clone()),
+                    outputs: RVec::from(model.outputs.clone()),
+                    extra: kv(model.registered.skipped.iter().map(|(p, why)| (format!("skipped {p}"), why.clone()))),
+                };
+                (Model::Onnx(model), info)
             }
-            other => return Err(EngineError::UnknownFormat { format: other.to_string() }),
+            other => return Err(EngineError::UnknownFormat { format: other.to_string() }.into()),
         };
-        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.models.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(model));
-        let (engine, device, inputs, outputs, extra) = info;
-        Ok(ModelInfo { handle, engine: engine.into(), device: device.into(), inputs, outputs, extra })
+        info.handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.models.write().unwrap_or_else(|p| p.into_inner()).insert(info.handle, Arc::new(model));
+        Ok(info)
+    }
+
+    /// The companion's backend, which must be open if a TorchScript model is loaded.
+    fn torch(&self) -> Result<Arc<BackendBox>, BackendError> {
+        self.config.torch.backend()
     }
 
     fn model(&self, handle: u64) -> Result<Arc<Model>, EngineError> {
@@ -95,17 +102,21 @@ impl Backend for EngineBackend {
                 let runs_on = self.config.onnx.providers.iter().find(|p| compiled.contains(p));
                 let names: Vec<&str> = compiled.iter().map(|p| p.ort_name()).collect();
                 vec![
-                    ("onnx_runs_on", runs_on.map(|p| p.ort_name()).unwrap_or("CPUExecutionProvider").to_string()),
-                    ("onnx_providers_compiled_in", names.join(",")),
+                    ("onnx_runs_on".into(), runs_on.map(|p| p.ort_name()).unwrap_or("CPUExecutionProvider").into()),
+                    ("onnx_providers_compiled_in".into(), names.join(",")),
                 ]
             }
-            Err(e) => vec![("onnx_unavailable", crate::error::describe(e))],
+            Err(e) => vec![("onnx_unavailable".into(), crate::error::describe(e))],
         };
-        let mut extra = vec![
-            ("torch_dtype", format!("{:?}", self.config.torch_dtype.unwrap_or(DType::F32))),
-            ("threads", self.config.onnx.threads.to_string()),
-        ];
+        let mut extra: Vec<(String, String)> = vec![("threads".into(), self.config.onnx.threads.to_string())];
         extra.extend(onnx);
+        match self.config.torch.opened() {
+            Some(torch) => {
+                extra.push(("torch_loaded".into(), "true".into()));
+                extra.extend(torch.info().extra.iter().map(|kv| (kv.0.to_string(), kv.1.to_string())));
+            }
+            None => extra.push(("torch_loaded".into(), "false: loaded with the first TorchScript model".into())),
+        }
         BackendInfo {
             device: RString::from(self.config.label.as_str()),
             onnx_providers: self.config.onnx.providers.iter().map(|p| RString::from(p.ort_name())).collect(),
@@ -114,37 +125,39 @@ impl Backend for EngineBackend {
     }
 
     fn load_model(&self, spec: &ModelSpec) -> RResult<ModelInfo, BackendError> {
-        guard("load_model", || self.load(spec).map_err(Into::into))
+        guard("load_model", || self.load(spec))
     }
 
     fn run(&self, model: u64, inputs: RSlice<'_, TensorView<'_>>) -> RResult<RVec<Tensor>, BackendError> {
-        guard("run", || {
-            let outputs = match &*self.model(model)? {
-                Model::Torch(m) => m.run(inputs.as_slice())?,
-                Model::Onnx(m) => m.run(inputs.as_slice())?,
-            };
-            Ok(RVec::from(outputs))
+        guard("run", || match &*self.model(model)? {
+            Model::Torch(inner) => self.torch()?.run(*inner, inputs).into_result(),
+            Model::Onnx(m) => Ok(RVec::from(m.run(inputs.as_slice())?)),
         })
     }
 
     fn unload(&self, model: u64) -> RResult<(), BackendError> {
         guard("unload", || {
             let removed = self.models.write().unwrap_or_else(|p| p.into_inner()).remove(&model);
-            removed.map(drop).ok_or_else(|| EngineError::UnknownHandle { handle: model }.into())
+            match removed.as_deref() {
+                Some(Model::Torch(inner)) => self.torch()?.unload(*inner).into_result(),
+                Some(Model::Onnx(_)) => Ok(()),
+                None => Err(EngineError::UnknownHandle { handle: model }.into()),
+            }
         })
     }
 
     fn health(&self) -> RResult<(), BackendError> {
-        guard("health", || {
-            let t = tch::Tensor::f_ones([2], (tch::Kind::Float, self.config.device))
-                .and_then(|t| t.f_sum(tch::Kind::Float))
-                .and_then(|t| t.f_double_value(&[]))
-                .map_err(|e| BackendError::unavailable(format!("{} is not healthy: {e}", self.config.label)))?;
-            if t == 2.0 {
-                Ok(())
-            } else {
-                Err(BackendError::internal(format!("{} computed 1+1={t}", self.config.label)))
-            }
+        guard("health", || match self.config.torch.opened() {
+            // libtorch is in use: ask it to compute on the device.
+            Some(torch) => torch.health().into_result(),
+            // Only ONNX Runtime: healthy if it loads (once per process).
+            None => crate::onnx::environment(self.config.onnx.ort_dylib.as_deref()).map(drop).map_err(|e| {
+                BackendError::unavailable(format!(
+                    "{} is not healthy: {}",
+                    self.config.label,
+                    crate::error::describe(e)
+                ))
+            }),
         })
     }
 }

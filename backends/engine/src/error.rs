@@ -36,14 +36,10 @@ pub enum EngineError {
         #[source]
         source: ort::Error,
     },
-    /// libtorch failed.
-    #[error("libtorch failed while {during} `{model}`: {source}")]
-    Torch {
-        during: &'static str,
-        model: String,
-        #[source]
-        source: tch::TchError,
-    },
+    /// The libtorch half of the plugin (its torch companion library) could
+    /// not be loaded or opened; `reason` says why and how to fix it.
+    #[error("{reason}")]
+    TorchCompanion { reason: String, code: ErrorCode },
     /// The device is not usable.
     #[error("{0}")]
     Unavailable(String),
@@ -63,14 +59,15 @@ impl EngineError {
             EngineError::OrtLoad { .. } | EngineError::OrtMissing { .. } | EngineError::Unavailable(_) => {
                 ErrorCode::UNAVAILABLE
             }
-            EngineError::Torch { source, .. } if is_oom(&source.to_string()) => ErrorCode::OUT_OF_MEMORY,
+            EngineError::TorchCompanion { code, .. } => *code,
             EngineError::Ort { source, .. } if is_oom(&source.to_string()) => ErrorCode::OUT_OF_MEMORY,
-            EngineError::Ort { .. } | EngineError::Torch { .. } => ErrorCode::INTERNAL,
+            EngineError::Ort { .. } => ErrorCode::INTERNAL,
         }
     }
 }
 
-fn is_oom(message: &str) -> bool {
+/// Whether a runtime's message means it ran out of memory.
+pub fn is_oom(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("out of memory") || m.contains("failed to allocate")
 }

@@ -11,8 +11,6 @@ use switchyard_core::abi::{
 use switchyard_core::guard::guard;
 use switchyard_core::DeviceKind;
 
-use crate::backend::EngineBackend;
-
 /// Facts fixed when the plugin was built (from its build script).
 #[derive(Debug, Clone, Copy)]
 pub struct BuildInfo {
@@ -30,16 +28,18 @@ pub struct BuildInfo {
     pub profile: Option<&'static str>,
 }
 
-/// One device family's plugin logic.
+/// One device family's plugin logic (a plugin's, or its torch companion's).
 pub trait Flavor: 'static {
     /// The device kind this plugin drives.
     const KIND: DeviceKind;
+    /// What `open` returns.
+    type Backend: switchyard_core::abi::Backend + Send + Sync + 'static;
     /// Build facts (use [`build_info!`]).
     fn build_info() -> BuildInfo;
     /// A cheap check of the device: never loads a model.
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError>;
     /// Opens a backend, or says why not (`Unavailable`).
-    fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError>;
+    fn open(config: &BackendConfig) -> Result<Self::Backend, BackendError>;
 }
 
 /// Collects [`BuildInfo`] from the plugin crate's build-time environment.
@@ -89,6 +89,7 @@ pub fn description(kind: DeviceKind, build: BuildInfo) -> PluginDescription {
     };
     add("torch", build.torch_version);
     add("torch_lib", build.torch_lib);
+    add("torch_companion", Some(&crate::companion::file_name(kind)));
     add("onnxruntime_dylib", crate::onnx::BAKED_ORT_DYLIB);
     add("target", build.target);
     add("profile", build.profile);

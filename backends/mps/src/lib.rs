@@ -1,61 +1,47 @@
-//! backend-mps: libtorch on Apple's Metal Performance Shaders. It builds on
-//! every platform so the CI matrix and the contract tests can load it; off
+//! backend-mps: ONNX Runtime (CoreML execution provider) and libtorch on
+//! Apple's Metal Performance Shaders through the torch companion
+//! (`backends/torch-mps`), which `probe` and `open` load and ask. It builds
+//! on every platform so the CI matrix and the contract tests can load it; off
 //! macOS on Apple silicon it probes as unavailable and refuses `open`.
 
-use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use abi_stable::std_types::RVec;
+use switchyard_core::abi::{BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
+use switchyard_engine::companion::{self, TorchLink};
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 
 /// The MPS flavor.
 pub struct Mps;
 
-fn why_unavailable() -> Option<String> {
-    if !(cfg!(target_os = "macos") && cfg!(target_arch = "aarch64")) {
-        return Some(format!(
-            "needs macOS on Apple silicon (this is {} {})",
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        ));
-    }
-    if !tch::utils::has_mps() {
-        return Some("libtorch was built without MPS, or Metal is not available on this Mac".into());
-    }
-    None
-}
-
 impl Flavor for Mps {
     const KIND: DeviceKind = DeviceKind::Mps;
+    type Backend = EngineBackend;
 
     fn build_info() -> BuildInfo {
         switchyard_engine::build_info!()
     }
 
-    fn probe(_config: &BackendConfig) -> Result<ProbeReport, BackendError> {
-        let reason = why_unavailable();
-        let devices = match reason {
-            None => vec![DeviceInfo { index: 0, name: "mps".into(), total_memory: 0, extra: kv::<&str, &str>([]) }],
-            Some(_) => vec![],
-        };
-        Ok(ProbeReport {
-            available: reason.is_none(),
-            reason: reason.unwrap_or_else(|| "Metal is available".into()).into(),
-            devices: devices.into(),
-            extra: kv([
-                ("mps_built", tch::utils::has_mps().to_string()),
-                ("onnx_providers_default", "CoreMLExecutionProvider,CPUExecutionProvider".into()),
-            ]),
-        })
+    fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
+        // Off Apple silicon the answer needs no libtorch: don't load it.
+        if !(cfg!(target_os = "macos") && cfg!(target_arch = "aarch64")) {
+            let reason =
+                format!("needs macOS on Apple silicon (this is {} {})", std::env::consts::OS, std::env::consts::ARCH);
+            return Ok(ProbeReport {
+                available: false,
+                reason: reason.into(),
+                devices: RVec::new(),
+                extra: RVec::new(),
+            });
+        }
+        companion::probe(Self::KIND, config)
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {
-        if let Some(reason) = why_unavailable() {
-            return Err(BackendError::unavailable(reason));
-        }
-        let cfg = engine_config(config, tch::Device::Mps, "mps".into(), "float32", &[ExecutionProvider::CoreMl])?;
-        Ok(EngineBackend::new(cfg))
+        let torch = TorchLink::open(Self::KIND, config)?;
+        Ok(EngineBackend::new(engine_config(config, "mps".into(), &[ExecutionProvider::CoreMl], torch)))
     }
 }
 

@@ -4,7 +4,9 @@
 //! `lib` prefix and extension) is `backend_<kind>` or starts with
 //! `backend_<kind>-` / `backend_<kind>.`: `libbackend_cuda.so`,
 //! `libbackend_cpu-avx512.so`. Several files for one kind are tried in name
-//! order. Other shared libraries in the folder are reported, not loaded.
+//! order. Other shared libraries in the folder are reported, not loaded,
+//! except the plugins' torch companions (`libswitchyard_torch_<kind>.so`),
+//! which a plugin loads itself and which are skipped here.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,12 @@ pub fn kind_from_name(path: &Path) -> Option<DeviceKind> {
         .find(|k| rest.strip_prefix(k.as_str()).is_some_and(|tail| tail.starts_with('.') || tail.starts_with('-')))
 }
 
+/// Whether the file is a plugin's torch companion, which is not a plugin.
+pub fn is_companion(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    name.strip_prefix("lib").unwrap_or(name).starts_with("switchyard_torch_")
+}
+
 fn is_shared_library(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
     // libfoo.so, libfoo.so.1, foo.dylib, foo.dll; not foo.so.manifest.json
@@ -52,8 +60,11 @@ fn is_shared_library(path: &Path) -> bool {
 pub fn discover(folder: &Path, explicit: &[PathBuf]) -> Result<Vec<FoundPlugin>, DiscoverError> {
     let mut paths: Vec<PathBuf> = if explicit.is_empty() {
         let entries = std::fs::read_dir(folder).map_err(|source| DiscoverError { folder: folder.into(), source })?;
-        let mut paths: Vec<_> =
-            entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_shared_library(p)).collect();
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && is_shared_library(p) && !is_companion(p))
+            .collect();
         paths.sort();
         paths
     } else {
@@ -79,10 +90,17 @@ mod tests {
     }
 
     #[test]
-    fn scans_a_folder_in_name_order_and_skips_non_libraries() {
+    fn scans_a_folder_in_name_order_and_skips_non_libraries_and_companions() {
         let dir = std::env::temp_dir().join(format!("switchyard-discover-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for f in ["libbackend_cpu.so", "libbackend_cpu-0-alt.so", "README.md", "libbackend_cpu.so.manifest.json"] {
+        let files = [
+            "libbackend_cpu.so",
+            "libbackend_cpu-0-alt.so",
+            "README.md",
+            "libbackend_cpu.so.manifest.json",
+            "libswitchyard_torch_cpu.so",
+        ];
+        for f in files {
             std::fs::write(dir.join(f), b"x").unwrap();
         }
         let found = discover(&dir, &[]).unwrap();

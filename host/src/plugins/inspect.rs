@@ -126,20 +126,33 @@ fn stage_of(e: &LoadError) -> &'static str {
         LoadError::Incompatible { .. } => "incompatible",
         LoadError::AbiVersion { .. } => "abi_version",
         LoadError::KindMismatch { .. } => "kind_mismatch",
+        LoadError::Companion { .. } => "companion",
         LoadError::Call { .. } => "call",
     }
 }
 
-/// Inspects `path` in this process. `open`: also open the backend when the probe says available.
-pub fn inspect_in_process(path: &Path, config: &BackendConfig, open: bool) -> PluginReport {
+/// How far an inspection goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Load, describe and probe.
+    Probe,
+    /// Also open the backend (when the probe says available) and check its health.
+    Open,
+    /// Also load the plugin's torch companion, so the runtime libraries
+    /// reported are all the plugin could ever map (`FALLBACK=cpu`).
+    OpenWithCompanion,
+}
+
+/// Inspects `path` in this process, as deep as `depth`.
+pub fn inspect_in_process(path: &Path, config: &BackendConfig, depth: Depth) -> PluginReport {
     let start = Instant::now();
     let named = super::discover::kind_from_name(path);
-    let mut report = inspect_steps(PluginReport::new(path, named), path, config, open);
+    let mut report = inspect_steps(PluginReport::new(path, named), path, config, depth);
     report.took_ms = start.elapsed().as_secs_f64() * 1e3;
     report
 }
 
-fn inspect_steps(mut report: PluginReport, path: &Path, config: &BackendConfig, open: bool) -> PluginReport {
+fn inspect_steps(mut report: PluginReport, path: &Path, config: &BackendConfig, depth: Depth) -> PluginReport {
     let fail = |r: PluginReport, e: LoadError| {
         let stage = stage_of(&e);
         r.fail(stage, crate::util::error_chain(&e))
@@ -183,11 +196,16 @@ fn inspect_steps(mut report: PluginReport, path: &Path, config: &BackendConfig, 
             .collect(),
         extra: kv_to_vec(&probe.extra),
     });
-    if open && probe.available {
+    if depth != Depth::Probe && probe.available {
         match plugin.open(config) {
             Ok(backend) => match backend.health().into_result() {
                 Ok(()) => {
                     report.opened = Some(true);
+                    if depth == Depth::OpenWithCompanion {
+                        if let Err(e) = plugin.load_companion(&description) {
+                            return fail(report, e);
+                        }
+                    }
                     report.runtime_libraries = super::maps::runtime_libraries();
                     let info = backend.info();
                     report.backend = Some(BackendSummary {
@@ -219,6 +237,8 @@ pub struct ChildInspect {
     pub device_index: Option<u32>,
     /// Kill the child after this long.
     pub timeout: Duration,
+    /// Also load the plugin's torch companion in the child ([`Depth::OpenWithCompanion`]).
+    pub with_companion: bool,
 }
 
 /// Inspects `path` in a child process; a crash or hang becomes a failure, never the host's.
@@ -229,6 +249,9 @@ pub fn inspect_in_child(path: &Path, how: &ChildInspect) -> PluginReport {
     cmd.arg("inspect-plugin").arg(path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(i) = how.device_index {
         cmd.arg("--device-index").arg(i.to_string());
+    }
+    if how.with_companion {
+        cmd.arg("--with-companion");
     }
     let report = PluginReport::new(path, named);
     let mut child = match cmd.spawn() {

@@ -56,6 +56,14 @@ pub enum LoadError {
         #[source]
         source: BackendError,
     },
+    /// The plugin's torch companion (its libtorch half) exists but cannot be loaded.
+    #[error("`{}` is the torch companion of `{}` and cannot be loaded: {source}; install the plugin and its companion from one build (ci/build.sh)", companion.display(), path.display())]
+    Companion {
+        path: PathBuf,
+        companion: PathBuf,
+        #[source]
+        source: libloading::Error,
+    },
     /// The plugin describes itself as another device than its file name says.
     #[error("`{}` is named for {named} but describes itself as `{described}`; rename the file libbackend_{described}.so", path.display())]
     KindMismatch { path: PathBuf, named: DeviceKind, described: String },
@@ -216,6 +224,31 @@ impl LoadedPlugin {
     /// Opens a backend.
     pub fn open(&self, config: &BackendConfig) -> Result<BackendBox, LoadError> {
         self.call("open", (self.root.open())(config))
+    }
+
+    /// Loads the plugin's torch companion into this process as the plugin
+    /// would with its first TorchScript model, so that everything the pair
+    /// can map is mapped (the `FALLBACK=cpu` check). Where the plugin names
+    /// no companion, or it is not installed (TorchScript would then fail
+    /// with that reason, loading nothing), returns `Ok(None)`.
+    pub fn load_companion(&self, described: &Description) -> Result<Option<PathBuf>, LoadError> {
+        let Some((_, name)) = described.build.iter().find(|(k, _)| k == "torch_companion") else {
+            return Ok(None);
+        };
+        let real = std::fs::canonicalize(&self.path).ok();
+        let folders = [self.path.parent(), real.as_deref().and_then(Path::parent)];
+        let Some(companion) = folders.into_iter().flatten().map(|f| f.join(name)).find(|p| p.is_file()) else {
+            return Ok(None);
+        };
+        // SAFETY: the same library the plugin itself would load; its
+        // initialisers are libtorch's. Kept loaded like every plugin.
+        let library = unsafe { libloading::Library::new(&companion) }.map_err(|source| LoadError::Companion {
+            path: self.path.clone(),
+            companion: companion.clone(),
+            source,
+        })?;
+        std::mem::forget(library);
+        Ok(Some(companion))
     }
 }
 

@@ -8,5 +8,5 @@ pub mod load;
 pub mod maps;
 
 pub use discover::{discover, FoundPlugin};
-pub use inspect::{inspect_in_child, inspect_in_process, PluginReport};
+pub use inspect::{inspect_in_child, inspect_in_process, Depth, PluginReport};
 pub use load::{LoadError, LoadedPlugin};

@@ -12,6 +12,11 @@
 //! would load (`ORT_DYLIB_PATH`, else the path baked into it) must be the
 //! same file. Otherwise startup stops with an error naming both files.
 //! Where the platform cannot tell (no `/proc`), the fallback is refused.
+//!
+//! Both sides count their torch companions (loaded by a plugin only with its
+//! first TorchScript model): the child loads the CPU plugin's, and when this
+//! process holds no libtorch yet, a second child reports what the selected
+//! plugin would map with its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use super::{Runtime, RuntimeOptions};
 use crate::config::DeviceSettings;
 use crate::plugins::inspect::ChildInspect;
 use crate::plugins::load::{sha256_hex, Description};
-use crate::plugins::maps::{runtime_libraries, second_build};
+use crate::plugins::maps::{family, runtime_libraries, second_build, Family};
 use crate::plugins::{discover, inspect_in_child, LoadError, LoadedPlugin};
 
 /// Why `FALLBACK=cpu` cannot be honoured.
@@ -40,6 +45,8 @@ pub enum FallbackError {
     CannotVerify { path: PathBuf },
     #[error("`FALLBACK=cpu` is refused: the CPU plugin `{}` would load `{}`, but this process already runs `{}` for the selected plugin, and a process must never hold two libtorch or ONNX Runtime builds; build both plugins against the same runtime (ci/build.sh) or unset FALLBACK", path.display(), wanted.display(), held.display())]
     SecondRuntime { path: PathBuf, wanted: PathBuf, held: PathBuf },
+    #[error("`FALLBACK=cpu` is refused: what the selected plugin `{}` would map with its torch companion could not be checked: {reason}; unset FALLBACK", path.display())]
+    PrimaryUnchecked { path: PathBuf, reason: String },
     #[error("`FALLBACK=cpu`: the CPU plugin `{}` could not be opened in this process", path.display())]
     Load {
         path: PathBuf,
@@ -78,6 +85,32 @@ fn ort_file(settings: &DeviceSettings, description: &Description) -> Option<Path
     settings.ort_dylib.clone().or(env).or(baked).map(|p| canonical(&p))
 }
 
+/// `held` plus the libtorch files the selected plugin would map once it
+/// loads its torch companion, when this process holds no libtorch yet (the
+/// CPU plugin loads it only with the first TorchScript model); reported by a
+/// child that opens the selected plugin and loads its companion.
+fn held_with_companion(
+    primary: &Runtime,
+    held: Vec<PathBuf>,
+    how: &ChildInspect,
+) -> Result<Vec<PathBuf>, FallbackError> {
+    if held.iter().any(|p| family(p) == Some(Family::Torch)) {
+        return Ok(held);
+    }
+    let path = &primary.selection.plugin;
+    let report = inspect_in_child(path, &ChildInspect { device_index: None, ..how.clone() });
+    let unchecked = |reason: String| FallbackError::PrimaryUnchecked { path: path.clone(), reason };
+    if !report.usable() || report.opened != Some(true) {
+        return Err(unchecked(report.rejection()));
+    }
+    let libraries = report.runtime_libraries.ok_or_else(|| unchecked("the child reported no libraries".into()))?;
+    let mut all = held;
+    all.extend(libraries.into_iter().filter(|p| family(p) == Some(Family::Torch)));
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
 impl Fallback {
     /// Finds, checks, loads and opens the CPU plugin. `Ok(None)`: the
     /// selected plugin is the only CPU plugin, so there is nothing to fall back to.
@@ -104,7 +137,8 @@ impl Fallback {
         let exe = options.inspect_exe.clone().ok_or_else(|| {
             unusable("it must first be inspected in a child process, and this process cannot start one".into())
         })?;
-        let how = ChildInspect { exe, device_index: None, timeout: crate::probe::inspect_timeout() };
+        let how =
+            ChildInspect { exe, device_index: None, timeout: crate::probe::inspect_timeout(), with_companion: true };
         let inspected = inspect_in_child(&path, &how);
         if !inspected.usable() || inspected.opened != Some(true) {
             return Err(unusable(inspected.rejection()));
@@ -112,6 +146,7 @@ impl Fallback {
         let (Some(held), Some(wanted)) = (runtime_libraries(), inspected.runtime_libraries.clone()) else {
             return Err(FallbackError::CannotVerify { path });
         };
+        let held = held_with_companion(primary, held, &how)?;
         if let Some((w, h)) = second_build(&held, &wanted) {
             return Err(FallbackError::SecondRuntime { path, wanted: w.to_path_buf(), held: h.to_path_buf() });
         }

@@ -24,7 +24,7 @@ use crate::hardware::{self, HardwareReport};
 use crate::plugins::discover::DiscoverError;
 use crate::plugins::inspect::ChildInspect;
 use crate::plugins::load::Description;
-use crate::plugins::{discover, inspect_in_child, inspect_in_process, LoadError, LoadedPlugin};
+use crate::plugins::{discover, inspect_in_child, inspect_in_process, Depth, LoadError, LoadedPlugin};
 use crate::probe::decide;
 
 /// Why the runtime could not start.
@@ -137,9 +137,10 @@ pub fn select(
                     exe: exe.clone(),
                     device_index: cfg.device_index.into_option(),
                     timeout: crate::probe::inspect_timeout(),
+                    with_companion: false,
                 },
             ),
-            None => inspect_in_process(&file.path, &cfg, false),
+            None => inspect_in_process(&file.path, &cfg, Depth::Probe),
         };
         if report.usable() {
             Ok(())

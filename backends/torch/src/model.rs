@@ -8,8 +8,11 @@ use std::path::Path;
 
 use switchyard_core::abi::{DType, Tensor, TensorView};
 
-use crate::tensor::{from_tch, tch_kind, validate};
-use crate::EngineError;
+use switchyard_engine::tensor::validate;
+use switchyard_engine::EngineError;
+
+use crate::tensor::{from_tch, tch_kind};
+use crate::TorchError;
 
 /// A loaded TorchScript module.
 pub struct TorchModel {
@@ -21,8 +24,8 @@ pub struct TorchModel {
 
 impl TorchModel {
     /// Loads `path` onto `device`, converting float weights to `dtype` when given.
-    pub fn load(name: &str, path: &Path, device: tch::Device, dtype: Option<DType>) -> Result<Self, EngineError> {
-        let torch_err = |source| EngineError::Torch { during: "loading", model: name.to_string(), source };
+    pub fn load(name: &str, path: &Path, device: tch::Device, dtype: Option<DType>) -> Result<Self, TorchError> {
+        let torch_err = |source| TorchError::Torch { during: "loading", model: name.to_string(), source };
         let mut module = tch::CModule::load_on_device(path, device).map_err(torch_err)?;
         module.f_set_eval().map_err(torch_err)?;
         let float_kind = dtype.map(tch_kind).unwrap_or(tch::Kind::Float);
@@ -33,8 +36,8 @@ impl TorchModel {
     }
 
     /// Runs `forward` on the inputs; returns every tensor the module returned, flattened.
-    pub fn run(&self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, EngineError> {
-        let torch_err = |source| EngineError::Torch { during: "running", model: self.name.clone(), source };
+    pub fn run(&self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, TorchError> {
+        let torch_err = |source| TorchError::Torch { during: "running", model: self.name.clone(), source };
         let _no_grad = tch::no_grad_guard();
         let mut ivalues = Vec::with_capacity(inputs.len());
         for (index, view) in inputs.iter().enumerate() {
@@ -60,7 +63,7 @@ impl TorchModel {
         tensors.iter().map(|t| widen(t).and_then(|t| from_tch(&t))).collect::<Result<_, _>>().map_err(torch_err)
     }
 
-    fn flatten(&self, value: tch::IValue, out: &mut Vec<tch::Tensor>) -> Result<(), EngineError> {
+    fn flatten(&self, value: tch::IValue, out: &mut Vec<tch::Tensor>) -> Result<(), TorchError> {
         match value {
             tch::IValue::Tensor(t) => out.push(t),
             tch::IValue::TensorList(ts) => out.extend(ts),
@@ -70,7 +73,8 @@ impl TorchModel {
                 }
             }
             other => {
-                return Err(EngineError::UnsupportedOutput { model: self.name.clone(), what: format!("{other:?}") })
+                let what = format!("{other:?}");
+                return Err(EngineError::UnsupportedOutput { model: self.name.clone(), what }.into());
             }
         }
         Ok(())

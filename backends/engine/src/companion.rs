@@ -1,0 +1,166 @@
+//! Finding and loading the plugin's torch companion: the cdylib
+//! (`libswitchyard_torch_<kind>`, built from switchyard-torch) that holds
+//! everything linked to libtorch.
+//!
+//! Why: a library that links libtorch costs ~110 MB of resident memory as
+//! soon as it is loaded, even if no TorchScript model ever runs. The plugin
+//! itself links only ONNX Runtime (loaded on first use), and loads the
+//! companion from its own folder when a TorchScript model is asked for (CPU)
+//! or when it opens a device only libtorch can check (CUDA, MPS). The
+//! companion exports the same abi_stable root module as a plugin, so the
+//! layout check, the ABI version and the device kind are checked here the
+//! way the host checks a plugin.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use abi_stable::library::lib_header_from_path;
+use abi_stable::std_types::{RString, RVec};
+use switchyard_core::abi::{
+    BackendBox, BackendConfig, BackendError, BackendRootRef, ErrorCode, ProbeReport, ABI_VERSION,
+};
+use switchyard_core::DeviceKind;
+
+use crate::EngineError;
+
+/// The companion's file name for a device kind, e.g. `libswitchyard_torch_cpu.so`.
+pub fn file_name(kind: DeviceKind) -> String {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    format!("{DLL_PREFIX}switchyard_torch_{}{DLL_SUFFIX}", kind.as_str())
+}
+
+/// The path this plugin was loaded from (as given to dlopen), from the
+/// dynamic loader; `None` where it cannot say.
+#[cfg(unix)]
+fn own_path() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // Any function of this library will do: dladdr names the object it is in.
+    let here = own_path as *const () as *const libc::c_void;
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
+}
+
+#[cfg(not(unix))]
+fn own_path() -> Option<PathBuf> {
+    None
+}
+
+/// Where the companion may be: next to the plugin as loaded, then next to
+/// the file a symlinked plugin points at (test folders link to target/).
+fn candidates(kind: DeviceKind) -> Vec<PathBuf> {
+    let name = file_name(kind);
+    let Some(plugin) = own_path() else { return Vec::new() };
+    let mut folders: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
+    if let Some(real) = std::fs::canonicalize(&plugin).ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        if !folders.contains(&real) {
+            folders.push(real);
+        }
+    }
+    folders.into_iter().map(|f| f.join(&name)).collect()
+}
+
+fn unavailable(reason: String) -> EngineError {
+    EngineError::TorchCompanion { reason, code: ErrorCode::UNAVAILABLE }
+}
+
+/// Loads (once per process) and checks the companion for `kind`.
+pub fn root(kind: DeviceKind) -> Result<BackendRootRef, EngineError> {
+    static ROOT: Mutex<Option<BackendRootRef>> = Mutex::new(None);
+    let mut slot = ROOT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(root) = *slot {
+        return Ok(root);
+    }
+    let tried = candidates(kind);
+    let path = tried.iter().find(|p| p.is_file()).ok_or_else(|| {
+        let looked: Vec<String> = tried.iter().map(|p| format!("`{}`", p.display())).collect();
+        unavailable(format!(
+            "libtorch support for this plugin lives in `{}`, which is not installed next to it (looked at {}); \
+             install it from the same build as the plugin (ci/build.sh copies both into the plugin folder), \
+             or use ONNX models (CLIP_ENGINE=onnx)",
+            file_name(kind),
+            if looked.is_empty() { "nothing: the plugin's own path is unknown".into() } else { looked.join(", ") }
+        ))
+    })?;
+    let loaded = lib_header_from_path(path).and_then(|h| h.init_root_module::<BackendRootRef>()).map_err(|e| {
+        let gist = e.to_string().lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no detail").to_string();
+        unavailable(format!(
+            "`{}` (libtorch support for this plugin) cannot be loaded: {gist}; rebuild the plugin and its companion \
+             together with ci/build.sh",
+            path.display()
+        ))
+    })?;
+    let abi = (loaded.abi_version())();
+    if abi != ABI_VERSION {
+        return Err(unavailable(format!(
+            "`{}` speaks plugin ABI {abi}, its plugin {ABI_VERSION}; install the pair from one build (ci/build.sh)",
+            path.display()
+        )));
+    }
+    let described = (loaded.describe())().into_result().map_err(|e| unavailable(e.to_string()))?;
+    if described.device_kind.as_str() != kind.as_str() {
+        return Err(unavailable(format!(
+            "`{}` is libtorch support for {}, not {kind}; install the companion built with this plugin",
+            path.display(),
+            described.device_kind
+        )));
+    }
+    *slot = Some(loaded);
+    Ok(loaded)
+}
+
+/// A companion backend opened on first use and kept.
+pub struct TorchLink {
+    kind: DeviceKind,
+    config: BackendConfig,
+    opened: Mutex<Option<Arc<BackendBox>>>,
+}
+
+impl TorchLink {
+    /// A link that opens the companion when [`TorchLink::backend`] is first called.
+    pub fn lazy(kind: DeviceKind, config: &BackendConfig) -> Self {
+        TorchLink { kind, config: config.clone(), opened: Mutex::new(None) }
+    }
+
+    /// A link with the companion opened now (its `open` checks the device).
+    pub fn open(kind: DeviceKind, config: &BackendConfig) -> Result<Self, BackendError> {
+        let link = Self::lazy(kind, config);
+        link.backend()?;
+        Ok(link)
+    }
+
+    /// The companion's backend, opened now if it was not yet. A failure is
+    /// not kept: a later call tries again.
+    pub fn backend(&self) -> Result<Arc<BackendBox>, BackendError> {
+        let mut slot = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = &*slot {
+            return Ok(b.clone());
+        }
+        let root = root(self.kind)?;
+        let backend = Arc::new((root.open())(&self.config).into_result()?);
+        *slot = Some(backend.clone());
+        Ok(backend)
+    }
+
+    /// The companion's backend if it is open.
+    pub fn opened(&self) -> Option<Arc<BackendBox>> {
+        self.opened.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The companion's device probe. A companion that cannot be loaded makes the
+/// device unavailable, with the reason, rather than failing the probe.
+pub fn probe(kind: DeviceKind, config: &BackendConfig) -> Result<ProbeReport, BackendError> {
+    match root(kind) {
+        Ok(root) => (root.probe())(config).into_result(),
+        Err(e) => Ok(ProbeReport {
+            available: false,
+            reason: RString::from(e.to_string()),
+            devices: RVec::new(),
+            extra: RVec::new(),
+        }),
+    }
+}

@@ -1,0 +1,60 @@
+//! switchyard-torch-mps: backend-mps's torch companion. libtorch on Apple's
+//! Metal Performance Shaders; off macOS on Apple silicon it probes as
+//! unavailable and refuses `open`.
+
+use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::DeviceKind;
+use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_torch::TorchBackend;
+
+/// libtorch on MPS.
+pub struct TorchMps;
+
+fn why_unavailable() -> Option<String> {
+    if !(cfg!(target_os = "macos") && cfg!(target_arch = "aarch64")) {
+        return Some(format!(
+            "needs macOS on Apple silicon (this is {} {})",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ));
+    }
+    if !tch::utils::has_mps() {
+        return Some("libtorch was built without MPS, or Metal is not available on this Mac".into());
+    }
+    None
+}
+
+impl Flavor for TorchMps {
+    const KIND: DeviceKind = DeviceKind::Mps;
+    type Backend = TorchBackend;
+
+    fn build_info() -> BuildInfo {
+        switchyard_engine::build_info!()
+    }
+
+    fn probe(_config: &BackendConfig) -> Result<ProbeReport, BackendError> {
+        let reason = why_unavailable();
+        let devices = match reason {
+            None => vec![DeviceInfo { index: 0, name: "mps".into(), total_memory: 0, extra: kv::<&str, &str>([]) }],
+            Some(_) => vec![],
+        };
+        Ok(ProbeReport {
+            available: reason.is_none(),
+            reason: reason.unwrap_or_else(|| "Metal is available".into()).into(),
+            devices: devices.into(),
+            extra: kv([
+                ("mps_built", tch::utils::has_mps().to_string()),
+                ("onnx_providers_default", "CoreMLExecutionProvider,CPUExecutionProvider".into()),
+            ]),
+        })
+    }
+
+    fn open(config: &BackendConfig) -> Result<TorchBackend, BackendError> {
+        if let Some(reason) = why_unavailable() {
+            return Err(BackendError::unavailable(reason));
+        }
+        Ok(TorchBackend::new(config, tch::Device::Mps, "mps".into(), "float32")?)
+    }
+}
+
+switchyard_engine::export_plugin!(TorchMps);

@@ -1,0 +1,119 @@
+//! The companion's `Backend`: a table of loaded TorchScript models on one
+//! libtorch device. The plugin's `EngineBackend` routes `torchscript` models
+//! here; every method runs behind the panic barrier.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use abi_stable::std_types::{RResult, RSlice, RString, RVec};
+use switchyard_core::abi::{
+    kv, Backend, BackendConfig, BackendError, BackendInfo, DType, ModelInfo, ModelSpec, Tensor, TensorView,
+};
+use switchyard_core::guard::guard;
+use switchyard_engine::EngineError;
+
+use crate::model::{parse_dtype, TorchModel};
+use crate::TorchError;
+
+/// TorchScript models on one device.
+pub struct TorchBackend {
+    device: tch::Device,
+    label: String,
+    dtype: Option<DType>,
+    models: RwLock<HashMap<u64, Arc<TorchModel>>>,
+    next_handle: AtomicU64,
+}
+
+impl TorchBackend {
+    /// A backend on `device` (reported as `label`), applying the host's
+    /// thread count and the `dtype` option (`default_dtype` when unset).
+    pub fn new(
+        config: &BackendConfig,
+        device: tch::Device,
+        label: String,
+        default_dtype: &str,
+    ) -> Result<Self, EngineError> {
+        if config.threads > 0 {
+            tch::set_num_threads(config.threads as i32);
+        }
+        let dtype = parse_dtype(config.get("dtype").unwrap_or(default_dtype))?;
+        Ok(TorchBackend { device, label, dtype, models: RwLock::new(HashMap::new()), next_handle: AtomicU64::new(1) })
+    }
+
+    fn load(&self, spec: &ModelSpec) -> Result<ModelInfo, TorchError> {
+        let path = Path::new(spec.path.as_str());
+        if !path.is_file() {
+            return Err(EngineError::ModelNotFound { path: spec.path.to_string() }.into());
+        }
+        if spec.format.as_str() != "torchscript" {
+            return Err(EngineError::UnknownFormat { format: spec.format.to_string() }.into());
+        }
+        let dtype = match spec.options.iter().find(|kv| kv.0.as_str() == "dtype") {
+            Some(raw) => parse_dtype(raw.1.as_str())?,
+            None => self.dtype,
+        };
+        let model = TorchModel::load(&spec.name, path, self.device, dtype)?;
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.models.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(model));
+        Ok(ModelInfo {
+            handle,
+            engine: "torchscript".into(),
+            device: self.label.as_str().into(),
+            inputs: RVec::new(),
+            outputs: RVec::new(),
+            extra: RVec::new(),
+        })
+    }
+
+    fn model(&self, handle: u64) -> Result<Arc<TorchModel>, EngineError> {
+        let models = self.models.read().unwrap_or_else(|p| p.into_inner());
+        models.get(&handle).cloned().ok_or(EngineError::UnknownHandle { handle })
+    }
+}
+
+impl Backend for TorchBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            device: RString::from(self.label.as_str()),
+            onnx_providers: RVec::new(),
+            extra: kv([
+                ("torch_dtype", format!("{:?}", self.dtype.unwrap_or(DType::F32))),
+                ("torch_threads", tch::get_num_threads().to_string()),
+            ]),
+        }
+    }
+
+    fn load_model(&self, spec: &ModelSpec) -> RResult<ModelInfo, BackendError> {
+        guard("load_model", || self.load(spec).map_err(Into::into))
+    }
+
+    fn run(&self, model: u64, inputs: RSlice<'_, TensorView<'_>>) -> RResult<RVec<Tensor>, BackendError> {
+        guard("run", || {
+            let model = self.model(model)?;
+            Ok(RVec::from(model.run(inputs.as_slice()).map_err(BackendError::from)?))
+        })
+    }
+
+    fn unload(&self, model: u64) -> RResult<(), BackendError> {
+        guard("unload", || {
+            let removed = self.models.write().unwrap_or_else(|p| p.into_inner()).remove(&model);
+            removed.map(drop).ok_or_else(|| EngineError::UnknownHandle { handle: model }.into())
+        })
+    }
+
+    fn health(&self) -> RResult<(), BackendError> {
+        guard("health", || {
+            let t = tch::Tensor::f_ones([2], (tch::Kind::Float, self.device))
+                .and_then(|t| t.f_sum(tch::Kind::Float))
+                .and_then(|t| t.f_double_value(&[]))
+                .map_err(|e| BackendError::unavailable(format!("{} is not healthy: {e}", self.label)))?;
+            if t == 2.0 {
+                Ok(())
+            } else {
+                Err(BackendError::internal(format!("{} computed 1+1={t}", self.label)))
+            }
+        })
+    }
+}
