@@ -54,7 +54,7 @@ use swap::{Phase, SwapControl};
 /// How long responses carry `Connection: close` before a swap stops accepting
 /// and closes idle keep-alive connections: a client in a request loop gets one
 /// such answer and moves to a new connection, instead of racing the close.
-const KEEP_ALIVE_GRACE: Duration = Duration::from_millis(250);
+const KEEP_ALIVE_GRACE: Duration = Duration::from_secs(1);
 /// The drain bound when the request deadline is off.
 const DEFAULT_DRAIN_BOUND: Duration = Duration::from_secs(60);
 
