@@ -117,6 +117,23 @@ contract! {
         }
     }
 
+    /// The torch companion (libtorch) opens with the first TorchScript model; earlier only where the device needs it (CUDA, MPS), never on the CPU.
+    fn torch_companion_opens_with_the_first_torchscript_model(kind) {
+        if let Some(backend) = open_if_available(kind) {
+            let torch_loaded = |b: &BackendBox| {
+                let extra = switchyard_core::abi::kv_to_vec(&b.info().extra);
+                extra.into_iter().find(|(k, _)| k == "torch_loaded").map(|(_, v)| v)
+            };
+            let eager = kind != DeviceKind::Cpu;
+            assert_eq!(torch_loaded(&backend).as_deref(), Some(if eager { "true" } else { "false" }), "{kind}");
+            let info = backend.load_model(&spec("tiny_cnn.pt", "tiny_cnn.pt", "torchscript")).into_result().unwrap();
+            assert_eq!(info.engine.as_str(), "torchscript");
+            assert_eq!(torch_loaded(&backend).as_deref(), Some("true"), "{kind}");
+            backend.health().into_result().expect("health through libtorch");
+            backend.unload(info.handle).into_result().expect("unload");
+        }
+    }
+
     /// An ONNX model gives PyTorch's own output within 1e-5.
     fn onnx_matches_pytorch(kind) {
         if let Some(backend) = open_if_available(kind) {

@@ -115,7 +115,7 @@ impl Backend for EngineBackend {
                 extra.push(("torch_loaded".into(), "true".into()));
                 extra.extend(torch.info().extra.iter().map(|kv| (kv.0.to_string(), kv.1.to_string())));
             }
-            None => extra.push(("torch_loaded".into(), "false: loaded with the first TorchScript model".into())),
+            None => extra.push(("torch_loaded".into(), "false".into())),
         }
         BackendInfo {
             device: RString::from(self.config.label.as_str()),
