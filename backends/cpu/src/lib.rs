@@ -3,11 +3,11 @@
 //! (`backends/torch-cpu`), loaded only with the first TorchScript model so
 //! that ONNX-only work never pays for libtorch.
 
-use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::abi::{kv, BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
-use switchyard_engine::common::engine_config;
+use switchyard_engine::common::{cpu_probe, engine_config};
 use switchyard_engine::companion::TorchLink;
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 
@@ -24,21 +24,10 @@ impl Flavor for Cpu {
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         let threads = match config.threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32,
-            n => n,
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n as usize,
         };
-        Ok(ProbeReport {
-            available: true,
-            reason: "the CPU is always available".into(),
-            devices: vec![DeviceInfo {
-                index: 0,
-                name: "cpu".into(),
-                total_memory: 0,
-                extra: kv([("threads", threads.to_string())]),
-            }]
-            .into(),
-            extra: kv([("onnx_providers_default", "CPUExecutionProvider")]),
-        })
+        Ok(cpu_probe(threads, kv([("onnx_providers_default", "CPUExecutionProvider")])))
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {

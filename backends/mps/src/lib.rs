@@ -9,7 +9,7 @@ use switchyard_core::abi::{BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
-use switchyard_engine::common::engine_config;
+use switchyard_engine::common::{engine_config, mps_platform_missing};
 use switchyard_engine::companion::{self, TorchLink};
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 
@@ -26,9 +26,7 @@ impl Flavor for Mps {
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         // Off Apple silicon the answer needs no libtorch: don't load it.
-        if !(cfg!(target_os = "macos") && cfg!(target_arch = "aarch64")) {
-            let reason =
-                format!("needs macOS on Apple silicon (this is {} {})", std::env::consts::OS, std::env::consts::ARCH);
+        if let Some(reason) = mps_platform_missing() {
             return Ok(ProbeReport {
                 available: false,
                 reason: reason.into(),

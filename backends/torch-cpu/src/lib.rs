@@ -1,8 +1,9 @@
 //! switchyard-torch-cpu: backend-cpu's torch companion. libtorch on the CPU;
 //! loaded by the plugin with the first TorchScript model.
 
-use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
+use switchyard_core::abi::{kv, BackendConfig, BackendError, ProbeReport};
 use switchyard_core::DeviceKind;
+use switchyard_engine::common::cpu_probe;
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 use switchyard_torch::TorchBackend;
 
@@ -18,18 +19,7 @@ impl Flavor for TorchCpu {
     }
 
     fn probe(_config: &BackendConfig) -> Result<ProbeReport, BackendError> {
-        Ok(ProbeReport {
-            available: true,
-            reason: "the CPU is always available".into(),
-            devices: vec![DeviceInfo {
-                index: 0,
-                name: "cpu".into(),
-                total_memory: 0,
-                extra: kv([("threads", tch::get_num_threads().to_string())]),
-            }]
-            .into(),
-            extra: kv::<&str, &str>([]),
-        })
+        Ok(cpu_probe(tch::get_num_threads().max(1) as usize, kv::<&str, &str>([])))
     }
 
     fn open(config: &BackendConfig) -> Result<TorchBackend, BackendError> {

@@ -4,6 +4,7 @@
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
 use switchyard_core::DeviceKind;
+use switchyard_engine::common::mps_platform_missing;
 use switchyard_engine::plugin::{BuildInfo, Flavor};
 use switchyard_torch::TorchBackend;
 
@@ -11,12 +12,8 @@ use switchyard_torch::TorchBackend;
 pub struct TorchMps;
 
 fn why_unavailable() -> Option<String> {
-    if !(cfg!(target_os = "macos") && cfg!(target_arch = "aarch64")) {
-        return Some(format!(
-            "needs macOS on Apple silicon (this is {} {})",
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        ));
+    if let Some(reason) = mps_platform_missing() {
+        return Some(reason);
     }
     if !tch::utils::has_mps() {
         return Some("libtorch was built without MPS, or Metal is not available on this Mac".into());
