@@ -63,7 +63,8 @@ FILES = ("visual.pt", "textual.pt", "visual.onnx", "textual.onnx", cc.TOKENIZER_
 VERIFY_TEXTS = [
     "a photo of a cat",
     "A diagram of the ONNX Runtime execution providers, drawn on a whiteboard!",
-    # long enough to be truncated to 77 tokens: EOT lands at position 76
+    # a long row: 62 tokens with start and end, so EOT lands at position 61 (rows
+    # longer than 77 tokens are truncated by the tokenizer, tested host side)
     " ".join(["photograph"] * 40) + " of many words repeated " * 5,
 ]
 
