@@ -3,6 +3,7 @@
 //!
 //! - [`abi`]: the stable plugin ABI (root module, `Backend` trait, tensors,
 //!   errors) that crosses the cdylib boundary through abi_stable.
+//! - [`companion`]: how a plugin's torch companion is named and found.
 //! - [`guard`]: the panic barrier every exported function goes through, so a
 //!   plugin can never take the host down with a panic.
 //! - [`device`]: device kinds and the `DEVICE` spec parser.
@@ -15,6 +16,7 @@
 //! through `switchyard-engine`.
 
 pub mod abi;
+pub mod companion;
 pub mod device;
 pub mod guard;
 pub mod select;

@@ -6,7 +6,6 @@
 //! usable GPU the plugin loads fine, probes as unavailable with the reason,
 //! and refuses `open` with `Unavailable`.
 
-use abi_stable::std_types::RVec;
 use switchyard_core::abi::{BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
@@ -46,23 +45,13 @@ impl Flavor for Cuda {
     }
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
-        if let Some(reason) = driver_missing() {
-            return Ok(ProbeReport {
-                available: false,
-                reason: reason.into(),
-                devices: RVec::new(),
-                extra: RVec::new(),
-            });
-        }
-        companion::probe(Self::KIND, config)
+        // Without a loadable driver no libtorch could see a GPU: don't load it.
+        companion::probe(Self::KIND, config, driver_missing())
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {
-        if let Some(reason) = driver_missing() {
-            return Err(BackendError::unavailable(reason));
-        }
         let index = config.device_index.into_option().unwrap_or(0);
-        let torch = TorchLink::open(Self::KIND, config)?;
+        let torch = TorchLink::open(Self::KIND, config, driver_missing())?;
         Ok(EngineBackend::new(engine_config(config, format!("cuda:{index}"), &[ExecutionProvider::Cuda], torch)))
     }
 }

@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
-use switchyard_core::abi::{
-    kv, Backend, BackendBox, BackendError, BackendInfo, ModelInfo, ModelSpec, Tensor, TensorView,
-};
+use switchyard_core::abi::{kv, Backend, BackendError, BackendInfo, ModelInfo, ModelSpec, Tensor, TensorView};
 use switchyard_core::guard::guard;
 
 use crate::companion::TorchLink;
@@ -80,11 +78,6 @@ impl EngineBackend {
         Ok(info)
     }
 
-    /// The companion's backend, which must be open if a TorchScript model is loaded.
-    fn torch(&self) -> Result<Arc<BackendBox>, BackendError> {
-        self.config.torch.backend()
-    }
-
     fn model(&self, handle: u64) -> Result<Arc<Model>, EngineError> {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
         models.get(&handle).cloned().ok_or(EngineError::UnknownHandle { handle })
@@ -130,7 +123,7 @@ impl Backend for EngineBackend {
 
     fn run(&self, model: u64, inputs: RSlice<'_, TensorView<'_>>) -> RResult<RVec<Tensor>, BackendError> {
         guard("run", || match &*self.model(model)? {
-            Model::Torch(inner) => self.torch()?.run(*inner, inputs).into_result(),
+            Model::Torch(inner) => self.config.torch.backend()?.run(*inner, inputs).into_result(),
             Model::Onnx(m) => Ok(RVec::from(m.run(inputs.as_slice())?)),
         })
     }
@@ -139,7 +132,7 @@ impl Backend for EngineBackend {
         guard("unload", || {
             let removed = self.models.write().unwrap_or_else(|p| p.into_inner()).remove(&model);
             match removed.as_deref() {
-                Some(Model::Torch(inner)) => self.torch()?.unload(*inner).into_result(),
+                Some(Model::Torch(inner)) => self.config.torch.backend()?.unload(*inner).into_result(),
                 Some(Model::Onnx(_)) => Ok(()),
                 None => Err(EngineError::UnknownHandle { handle: model }.into()),
             }

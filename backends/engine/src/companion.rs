@@ -11,8 +11,8 @@
 //! layout check, the ABI version and the device kind are checked here the
 //! way the host checks a plugin.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 use abi_stable::library::lib_header_from_path;
 use abi_stable::std_types::{RString, RVec};
@@ -23,11 +23,7 @@ use switchyard_core::DeviceKind;
 
 use crate::EngineError;
 
-/// The companion's file name for a device kind, e.g. `libswitchyard_torch_cpu.so`.
-pub fn file_name(kind: DeviceKind) -> String {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    format!("{DLL_PREFIX}switchyard_torch_{}{DLL_SUFFIX}", kind.as_str())
-}
+pub use switchyard_core::companion::file_name;
 
 /// The path this plugin was loaded from (as given to dlopen), from the
 /// dynamic loader; `None` where it cannot say.
@@ -49,18 +45,9 @@ fn own_path() -> Option<PathBuf> {
     None
 }
 
-/// Where the companion may be: next to the plugin as loaded, then next to
-/// the file a symlinked plugin points at (test folders link to target/).
+/// Where this plugin's companion may be ([`switchyard_core::companion::locations`]).
 fn candidates(kind: DeviceKind) -> Vec<PathBuf> {
-    let name = file_name(kind);
-    let Some(plugin) = own_path() else { return Vec::new() };
-    let mut folders: Vec<PathBuf> = plugin.parent().map(Path::to_path_buf).into_iter().collect();
-    if let Some(real) = std::fs::canonicalize(&plugin).ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
-        if !folders.contains(&real) {
-            folders.push(real);
-        }
-    }
-    folders.into_iter().map(|f| f.join(&name)).collect()
+    own_path().map(|plugin| switchyard_core::companion::locations(&plugin, &file_name(kind))).unwrap_or_default()
 }
 
 fn unavailable(reason: String) -> EngineError {
@@ -112,21 +99,28 @@ pub fn root(kind: DeviceKind) -> Result<BackendRootRef, EngineError> {
     Ok(loaded)
 }
 
-/// A companion backend opened on first use and kept.
+/// A companion backend opened on first use and kept. Once open, reaching it
+/// takes no lock (every TorchScript `run` goes through it).
 pub struct TorchLink {
     kind: DeviceKind,
     config: BackendConfig,
-    opened: Mutex<Option<Arc<BackendBox>>>,
+    opened: OnceLock<BackendBox>,
+    opening: Mutex<()>,
 }
 
 impl TorchLink {
     /// A link that opens the companion when [`TorchLink::backend`] is first called.
     pub fn lazy(kind: DeviceKind, config: &BackendConfig) -> Self {
-        TorchLink { kind, config: config.clone(), opened: Mutex::new(None) }
+        TorchLink { kind, config: config.clone(), opened: OnceLock::new(), opening: Mutex::new(()) }
     }
 
-    /// A link with the companion opened now (its `open` checks the device).
-    pub fn open(kind: DeviceKind, config: &BackendConfig) -> Result<Self, BackendError> {
+    /// A link with the companion opened now (its `open` checks the device),
+    /// unless `unavailable` already says why the device cannot work, in
+    /// which case libtorch is not loaded at all.
+    pub fn open(kind: DeviceKind, config: &BackendConfig, unavailable: Option<String>) -> Result<Self, BackendError> {
+        if let Some(reason) = unavailable {
+            return Err(BackendError::unavailable(reason));
+        }
         let link = Self::lazy(kind, config);
         link.backend()?;
         Ok(link)
@@ -134,33 +128,43 @@ impl TorchLink {
 
     /// The companion's backend, opened now if it was not yet. A failure is
     /// not kept: a later call tries again.
-    pub fn backend(&self) -> Result<Arc<BackendBox>, BackendError> {
-        let mut slot = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = &*slot {
-            return Ok(b.clone());
+    pub fn backend(&self) -> Result<&BackendBox, BackendError> {
+        if let Some(b) = self.opened.get() {
+            return Ok(b);
         }
-        let root = root(self.kind)?;
-        let backend = Arc::new((root.open())(&self.config).into_result()?);
-        *slot = Some(backend.clone());
-        Ok(backend)
+        let _opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = self.opened.get() {
+            return Ok(b);
+        }
+        let backend = (root(self.kind)?.open())(&self.config).into_result()?;
+        Ok(self.opened.get_or_init(|| backend))
     }
 
     /// The companion's backend if it is open.
-    pub fn opened(&self) -> Option<Arc<BackendBox>> {
-        self.opened.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn opened(&self) -> Option<&BackendBox> {
+        self.opened.get()
     }
 }
 
-/// The companion's device probe. A companion that cannot be loaded makes the
-/// device unavailable, with the reason, rather than failing the probe.
-pub fn probe(kind: DeviceKind, config: &BackendConfig) -> Result<ProbeReport, BackendError> {
+/// A probe that says the device is unavailable, and why.
+pub fn unavailable_probe(reason: String) -> ProbeReport {
+    ProbeReport { available: false, reason: RString::from(reason), devices: RVec::new(), extra: RVec::new() }
+}
+
+/// The companion's device probe, unless `unavailable` already says why the
+/// device cannot work (then libtorch is not loaded). A companion that cannot
+/// be loaded makes the device unavailable, with the reason, rather than
+/// failing the probe.
+pub fn probe(
+    kind: DeviceKind,
+    config: &BackendConfig,
+    unavailable: Option<String>,
+) -> Result<ProbeReport, BackendError> {
+    if let Some(reason) = unavailable {
+        return Ok(unavailable_probe(reason));
+    }
     match root(kind) {
         Ok(root) => (root.probe())(config).into_result(),
-        Err(e) => Ok(ProbeReport {
-            available: false,
-            reason: RString::from(e.to_string()),
-            devices: RVec::new(),
-            extra: RVec::new(),
-        }),
+        Err(e) => Ok(unavailable_probe(e.to_string())),
     }
 }

@@ -4,7 +4,6 @@
 //! on every platform so the CI matrix and the contract tests can load it; off
 //! macOS on Apple silicon it probes as unavailable and refuses `open`.
 
-use abi_stable::std_types::RVec;
 use switchyard_core::abi::{BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
@@ -26,19 +25,11 @@ impl Flavor for Mps {
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         // Off Apple silicon the answer needs no libtorch: don't load it.
-        if let Some(reason) = mps_platform_missing() {
-            return Ok(ProbeReport {
-                available: false,
-                reason: reason.into(),
-                devices: RVec::new(),
-                extra: RVec::new(),
-            });
-        }
-        companion::probe(Self::KIND, config)
+        companion::probe(Self::KIND, config, mps_platform_missing())
     }
 
     fn open(config: &BackendConfig) -> Result<EngineBackend, BackendError> {
-        let torch = TorchLink::open(Self::KIND, config)?;
+        let torch = TorchLink::open(Self::KIND, config, mps_platform_missing())?;
         Ok(EngineBackend::new(engine_config(config, "mps".into(), &[ExecutionProvider::CoreMl], torch)))
     }
 }

@@ -44,12 +44,6 @@ pub fn kind_from_name(path: &Path) -> Option<DeviceKind> {
         .find(|k| rest.strip_prefix(k.as_str()).is_some_and(|tail| tail.starts_with('.') || tail.starts_with('-')))
 }
 
-/// Whether the file is a plugin's torch companion, which is not a plugin.
-pub fn is_companion(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
-    name.strip_prefix("lib").unwrap_or(name).starts_with("switchyard_torch_")
-}
-
 fn is_shared_library(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
     // libfoo.so, libfoo.so.1, foo.dylib, foo.dll; not foo.so.manifest.json
@@ -63,7 +57,7 @@ pub fn discover(folder: &Path, explicit: &[PathBuf]) -> Result<Vec<FoundPlugin>,
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.is_file() && is_shared_library(p) && !is_companion(p))
+            .filter(|p| p.is_file() && is_shared_library(p) && !switchyard_core::companion::is_companion(p))
             .collect();
         paths.sort();
         paths

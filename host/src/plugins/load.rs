@@ -235,9 +235,8 @@ impl LoadedPlugin {
         let Some((_, name)) = described.build.iter().find(|(k, _)| k == "torch_companion") else {
             return Ok(None);
         };
-        let real = std::fs::canonicalize(&self.path).ok();
-        let folders = [self.path.parent(), real.as_deref().and_then(Path::parent)];
-        let Some(companion) = folders.into_iter().flatten().map(|f| f.join(name)).find(|p| p.is_file()) else {
+        let found = switchyard_core::companion::locations(&self.path, name).into_iter().find(|p| p.is_file());
+        let Some(companion) = found else {
             return Ok(None);
         };
         // SAFETY: the same library the plugin itself would load; its
