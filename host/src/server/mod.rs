@@ -29,6 +29,7 @@ pub mod error;
 pub mod face_service;
 pub mod handoff;
 pub mod input;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod prepare;
@@ -51,9 +52,10 @@ use handoff::{HandoffError, Inherited, KeptSocket};
 use state::{AppState, Models};
 use swap::{Phase, SwapControl};
 
-/// How long responses carry `Connection: close` before a swap stops accepting
-/// and closes idle keep-alive connections: a client in a request loop gets one
-/// such answer and moves to a new connection, instead of racing the close.
+/// How long responses carry `Connection: close` before a swap closes idle
+/// keep-alive connections (it stops accepting at once: [`listener`]): a
+/// client in a request loop gets one such answer and moves to a new
+/// connection, which waits in the backlog for the new image.
 const KEEP_ALIVE_GRACE: Duration = Duration::from_secs(1);
 /// The drain bound when the request deadline is off.
 const DEFAULT_DRAIN_BOUND: Duration = Duration::from_secs(60);
@@ -192,6 +194,7 @@ async fn serve_until_stopped(
     let drain_bound = state.config.batch.request_timeout.unwrap_or(DEFAULT_DRAIN_BOUND) + KEEP_ALIVE_GRACE;
     let app = routes::router(state);
     let mut graceful = phase.clone();
+    let listener = listener::PhasedListener::new(listener, phase.clone());
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|p| *p != Phase::Serving).await;
         if *graceful.borrow() == Phase::Swap {
