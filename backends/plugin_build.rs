@@ -1,13 +1,14 @@
 // Shared by the build scripts of the three plugins and their three torch
-// companions through `include!`: make a companion find libtorch without
-// LD_LIBRARY_PATH and record what each was built against.
+// companions through `include!`: record what each was built against.
 //
-// - Companions: RUNPATH to the libtorch folder torch-sys built against
-//   (DEP_TCH_LIBTORCH_LIB, visible because each crate depends on torch-sys
-//   directly). Plugins link no libtorch and get no RUNPATH.
+// - No RUNPATH and no path of the build machine goes into any plugin or
+//   companion: the plugin finds libtorch and ONNX Runtime when it loads
+//   (switchyard_core::runtimes) and opens libtorch by full path before the
+//   companion, so the same files work on any machine at any path.
 // - `Torch::LinkedKeepCuda`: link libtorch_cuda with --no-as-needed, or
 //   libtorch's CUDA hooks never register and tch reports no GPU.
-// - SWITCHYARD_TORCH_VERSION / _TORCH_LIB / _TARGET / _PROFILE for describe().
+// - SWITCHYARD_TORCH_VERSION / _TARGET / _PROFILE for describe(); the torch
+//   version is what the runtime search checks at load time.
 
 /// How the crate being built uses libtorch.
 #[allow(dead_code)]
@@ -23,14 +24,9 @@ enum Torch {
 
 fn plugin_build(torch: Torch) {
     println!("cargo:rerun-if-changed=../plugin_build.rs");
-    println!("cargo:rerun-if-env-changed=SWITCHYARD_ORT_DYLIB");
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect(
         "torch-sys did not report its libtorch folder; build through ci/build.sh (it sets LIBTORCH_USE_PYTORCH=1 and the venv)",
     );
-    if torch != Torch::NotLinked {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    }
-    println!("cargo:rustc-env=SWITCHYARD_TORCH_LIB={lib}");
     let lib_dir = std::path::Path::new(&lib);
     if torch == Torch::LinkedKeepCuda && lib_dir.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

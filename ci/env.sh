@@ -14,21 +14,14 @@ export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:$HOME/.cargo/bin:$ROOT/.cache/nasm/usr/bin:$PATH"
 # tch 0.24's build script asks the venv's python where torch 2.11.0 is.
 export LIBTORCH_USE_PYTORCH=1
-# Shared-library suffix of the plugins on this platform, and the ONNX Runtime
-# library of the venv, baked into the plugins as the default (ORT_DYLIB_PATH
-# overrides at run time): the wheels ship libonnxruntime.so.1.31.1 on Linux and
-# libonnxruntime.1.31.1.dylib on macOS.
-shopt -s nullglob
+# Shared-library suffix of the plugins on this platform. Nothing of the venv
+# is baked into any plugin: they find libtorch and ONNX Runtime at load time
+# (VIRTUAL_ENV above is the Python-environment rule; see docs/platform-setup.md).
 if [[ "$(uname -s)" == Darwin ]]; then
   export DLL_EXT=dylib
-  ort_found=("$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.1.*.dylib)
 else
   export DLL_EXT=so
-  ort_found=("$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.*)
 fi
-shopt -u nullglob
-export SWITCHYARD_ORT_DYLIB="${ort_found[0]:-}"
-unset ort_found
 export SWITCHYARD_PLUGIN_DIR="${SWITCHYARD_PLUGIN_DIR:-$ROOT/plugins}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

@@ -6,6 +6,8 @@
 //! - [`companion`]: how a plugin's torch companion is named and found.
 //! - [`guard`]: the panic barrier every exported function goes through, so a
 //!   plugin can never take the host down with a panic.
+//! - [`runtimes`]: where libtorch and ONNX Runtime are found on the machine a
+//!   plugin lands on (settings, Python environment, bundled, system).
 //! - [`device`]: device kinds and the `DEVICE` spec parser.
 //! - [`settings`]: parsing of the other selection variables (`FORCE_CPU`,
 //!   `ONNX_PROVIDERS`).
@@ -19,6 +21,7 @@ pub mod abi;
 pub mod companion;
 pub mod device;
 pub mod guard;
+pub mod runtimes;
 pub mod select;
 pub mod settings;
 

@@ -4,6 +4,7 @@
 //!
 //! - [`hardware`]: the host's own device probe (CUDA driver, Apple Metal).
 //! - [`plugins`]: discovering, loading and inspecting plugin files.
+//! - [`package`]: plugin packages (`switchyard plugin pack | install | list`).
 //! - [`probe`] / [`render`]: the `switchyard probe` report.
 //! - [`config`]: flag + environment settings shared by the subcommands.
 //! - [`clip`] / [`faces`]: the CLIP and InsightFace pipelines (pre/post-processing in the host).
@@ -15,6 +16,7 @@ pub mod embed;
 pub mod faces;
 pub mod hardware;
 pub mod image;
+pub mod package;
 pub mod plugins;
 pub mod probe;
 pub mod render;

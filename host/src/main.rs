@@ -11,6 +11,8 @@ use switchyard::plugins::{inspect_in_process, Depth};
 use switchyard::probe::{self, ProbeOptions};
 use switchyard::server::ServeArgs;
 
+mod plugin_cmd;
+
 /// Device-portable CLIP and face embeddings: one host, one plugin per device.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about)]
@@ -41,6 +43,9 @@ enum Command {
     Embed(Box<EmbedArgs>),
     /// Serve embeddings over HTTP with dynamic batching (see docs/api.md).
     Serve(Box<ServeArgs>),
+    /// Plugin packages: install, list, pack.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
     /// Load one plugin file in this process and print its report as JSON (used by `probe`).
     #[command(hide = true)]
     InspectPlugin {
@@ -160,6 +165,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Embed(args) => embed(*args),
         Command::Serve(args) => serve(*args),
+        Command::Plugin(command) => plugin_cmd::run(command),
         Command::InspectPlugin { path, device_index, with_companion, device } => {
             let settings = device.resolve()?;
             let depth = if with_companion { Depth::OpenWithCompanion } else { Depth::Open };
@@ -305,7 +311,10 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let job = EmbedJob { images, texts, batch_size: args.batch_size, io_workers: args.io_workers, quiet: args.quiet };
     let summary = run(&pipelines, &job, &mut out, &stop)?;
     out.flush()?;
-    let device = &runtime.report;
+    // The runtimes are loaded with the first model: report what was loaded, not what was found at startup.
+    let mut device = runtime.report.clone();
+    device.backend_extra = switchyard_core::abi::kv_to_vec(&runtime.backend.info().extra);
+    let device = &device;
     let models = [
         clip.as_ref().map(|c| format!("CLIP {} {:?} on {}", c.model.config.model, c.model.engine, c.model.device())),
         faces.as_ref().map(|f| format!("faces {} on {}", args.models.face_model_name, f.info().detector_device)),

@@ -78,8 +78,13 @@ pub fn render(out: &ProbeOutput) -> String {
         let _ = writeln!(s, "  {name:<28} {kind:<5} abi {abi:<4} {status}  [{:.0} ms]", p.took_ms);
         if let Some(d) = &p.description {
             let build: Vec<String> =
-                d.build.iter().filter(|(k, _)| k != "torch_lib").map(|(k, v)| format!("{k}={v}")).collect();
+                d.build.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(s, "      {} {} {}", d.name, d.version, build.join(" "));
+        }
+        if let Some(probe) = &p.probe {
+            for line in runtime_lines(&probe.extra, p.backend.as_ref().map(|b| b.extra.as_slice())) {
+                let _ = writeln!(s, "      {line}");
+            }
         }
         if let Some(b) = &p.backend {
             let get = |k: &str| b.extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
@@ -113,4 +118,26 @@ pub fn render(out: &ProbeOutput) -> String {
         (None, None) => {}
     }
     s
+}
+
+/// `libtorch 2.11.0+cu130 at /x/torch (python: VIRTUAL_ENV=/x) [loaded]`, one
+/// line per runtime, from a plugin's probe (and its open backend, which knows
+/// what was loaded).
+fn runtime_lines(probe: &[(String, String)], opened: Option<&[(String, String)]>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for rt in ["libtorch", "onnxruntime"] {
+        let get = |k: &str| {
+            let key = format!("{rt}_{k}");
+            let from = |facts: &[(String, String)]| facts.iter().find(|(x, _)| *x == key).map(|(_, v)| v.clone());
+            opened.and_then(from).or_else(|| from(probe))
+        };
+        if let Some(err) = get("error") {
+            lines.push(format!("{rt:<12} missing: {err}"));
+        } else if let Some(path) = get("path") {
+            let version = get("version").unwrap_or_else(|| "version unknown".into());
+            let state = if get("loaded").as_deref() == Some("true") { "loaded" } else { "found" };
+            lines.push(format!("{rt:<12} {version} {state} at {path} ({})", get("rule").unwrap_or_default()));
+        }
+    }
+    lines
 }

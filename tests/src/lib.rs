@@ -28,10 +28,16 @@ fn must_exist(path: PathBuf, how: &str) -> PathBuf {
     path
 }
 
+/// The folder the plugins under test are in: `SWITCHYARD_TEST_PLUGIN_DIR`
+/// (e.g. plugins installed from packages, tests/relocated.sh), else the build's.
+fn plugin_folder_under_test() -> PathBuf {
+    std::env::var_os("SWITCHYARD_TEST_PLUGIN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(artifacts)
+}
+
 /// A built plugin, e.g. `target/release/libbackend_cpu.so`.
 pub fn plugin(kind: DeviceKind) -> PathBuf {
     let name = format!("{}backend_{}.{}", std::env::consts::DLL_PREFIX, kind.as_str(), std::env::consts::DLL_EXTENSION);
-    must_exist(artifacts().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
+    must_exist(plugin_folder_under_test().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
 }
 
 /// A plugin's built torch companion, e.g. `target/release/libswitchyard_torch_cpu.so`.
@@ -42,7 +48,7 @@ pub fn torch_companion(kind: DeviceKind) -> PathBuf {
         kind.as_str(),
         std::env::consts::DLL_EXTENSION
     );
-    must_exist(artifacts().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
+    must_exist(plugin_folder_under_test().join(name), "build the plugins with ci/build.sh (ci/test.sh does)")
 }
 
 /// A built failure fixture, e.g. `fixture_open_panics`.
@@ -94,4 +100,30 @@ pub fn plugin_folder(name: &str, files: &[(&str, PathBuf)]) -> PathBuf {
         std::fs::copy(target, dir.join(file_name)).expect("copy");
     }
     dir
+}
+
+/// The venv's site-packages, `.venv/lib/python3.N/site-packages` for
+/// whichever Python made the venv (`version` in `.venv/pyvenv.cfg`; the
+/// first `python3*` folder where that says nothing).
+pub fn site_packages() -> PathBuf {
+    let venv = root().join(".venv");
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
+    let version = cfg.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        let mut parts = value.trim().split('.');
+        (key.trim() == "version" || key.trim() == "version_info")
+            .then(|| format!("python{}.{}", parts.next().unwrap_or(""), parts.next().unwrap_or("")))
+    });
+    let mut found: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path().join("site-packages"))
+        .filter(|p| p.is_dir())
+        .collect();
+    found.sort();
+    let by_version = version.map(|v| venv.join("lib").join(v).join("site-packages")).filter(|p| p.is_dir());
+    let site = by_version.or_else(|| found.into_iter().next()).unwrap_or_else(|| venv.join("lib/python3/site-packages"));
+    must_exist(site, "make the venv with ci/setup-venv.sh (ci/test.sh does)")
 }

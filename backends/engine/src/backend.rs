@@ -110,6 +110,7 @@ impl Backend for EngineBackend {
             }
             None => extra.push(("torch_loaded".into(), "false".into())),
         }
+        extra.extend(crate::runtimes::report(self.config.onnx.ort_dylib.as_deref()));
         BackendInfo {
             device: RString::from(self.config.label.as_str()),
             onnx_providers: self.config.onnx.providers.iter().map(|p| RString::from(p.ort_name())).collect(),

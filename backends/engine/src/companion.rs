@@ -25,29 +25,9 @@ use crate::EngineError;
 
 pub use switchyard_core::companion::file_name;
 
-/// The path this plugin was loaded from (as given to dlopen), from the
-/// dynamic loader; `None` where it cannot say.
-#[cfg(unix)]
-fn own_path() -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // Any function of this library will do: dladdr names the object it is in.
-    let here = own_path as *const () as *const libc::c_void;
-    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
-}
-
-#[cfg(not(unix))]
-fn own_path() -> Option<PathBuf> {
-    None
-}
-
 /// Where this plugin's companion may be ([`switchyard_core::companion::locations`]).
 fn candidates(kind: DeviceKind) -> Vec<PathBuf> {
-    own_path().map(|plugin| switchyard_core::companion::locations(&plugin, &file_name(kind))).unwrap_or_default()
+    crate::runtimes::own_path().map(|plugin| switchyard_core::companion::locations(&plugin, &file_name(kind))).unwrap_or_default()
 }
 
 fn unavailable(reason: String) -> EngineError {
@@ -72,13 +52,29 @@ pub fn root(kind: DeviceKind) -> Result<BackendRootRef, EngineError> {
             if looked.is_empty() { "nothing: the plugin's own path is unknown".into() } else { looked.join(", ") }
         ))
     })?;
+    // libtorch first, from wherever the runtime search finds it, so the
+    // companion's libtorch dependencies are already satisfied.
+    let torch = crate::runtimes::load_torch(kind).map_err(|e| unavailable(crate::error::describe(e)))?;
     let loaded = lib_header_from_path(path).and_then(|h| h.init_root_module::<BackendRootRef>()).map_err(|e| {
-        let gist = e.to_string().lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no detail").to_string();
-        unavailable(format!(
-            "`{}` (libtorch support for this plugin) cannot be loaded: {gist}; rebuild the plugin and its companion \
-             together with ci/build.sh",
-            path.display()
-        ))
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let gist = lines.iter().find(|l| l.contains("cannot open shared object") || l.contains("Library not loaded"));
+        match gist {
+            Some(line) => unavailable(format!(
+                "`{}` (libtorch support for this plugin) needs a library the loader cannot find ({line}), although \
+                 libtorch {} was loaded from `{}`; that libtorch is incomplete or of another build: reinstall torch \
+                 with pip, or point LIBTORCH at a complete one",
+                path.display(),
+                torch.version,
+                torch.found.path.display()
+            )),
+            None => unavailable(format!(
+                "`{}` (libtorch support for this plugin) cannot be loaded: {}; install the plugin and its companion \
+                 from one package (`switchyard plugin install`) or one build (ci/build.sh)",
+                path.display(),
+                lines.last().copied().unwrap_or("no detail")
+            )),
+        }
     })?;
     let abi = (loaded.abi_version())();
     if abi != ABI_VERSION {
@@ -164,7 +160,13 @@ pub fn probe(
         return Ok(unavailable_probe(reason));
     }
     match root(kind) {
-        Ok(root) => (root.probe())(config).into_result(),
+        Ok(root) => {
+            let mut report = (root.probe())(config).into_result()?;
+            // The companion's own runtime report knows nothing of what this plugin loaded.
+            let own = |k: &str| k.starts_with("libtorch_") || k.starts_with("onnxruntime_");
+            report.extra = report.extra.into_iter().filter(|e| !own(e.0.as_str())).collect();
+            Ok(report)
+        }
         Err(e) => Ok(unavailable_probe(e.to_string())),
     }
 }

@@ -18,16 +18,36 @@ pub enum EngineError {
     /// An input tensor is malformed.
     #[error("input {index} is invalid: {reason}")]
     BadInput { index: usize, reason: String },
-    /// The ONNX Runtime library could not be loaded.
-    #[error("ONNX Runtime could not be loaded from `{path}`: {source}; run ci/setup.sh, or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.1")]
+    /// ort could not take the ONNX Runtime library.
+    #[error("ONNX Runtime could not be loaded from `{path}`: {source}; reinstall onnxruntime with pip, or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.1")]
     OrtLoad {
         path: String,
         #[source]
         source: ort::LoadDynamicError,
     },
-    /// The ONNX Runtime library is not where it was expected.
-    #[error("ONNX Runtime library not found (looked at {tried}); run ci/setup.sh, or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1")]
-    OrtMissing { tried: String },
+    /// A runtime (libtorch, ONNX Runtime) was not found, or a setting naming it is wrong.
+    #[error(transparent)]
+    RuntimeMissing(#[from] switchyard_core::runtimes::NotFound),
+    /// A runtime library was found but the loader refused it.
+    #[error("{runtime} at `{}` cannot be loaded: {detail}; {hint}", path.display())]
+    RuntimeLoad {
+        runtime: switchyard_core::runtimes::Runtime,
+        path: std::path::PathBuf,
+        detail: String,
+        hint: &'static str,
+    },
+    /// The libtorch found is not the version the companion was built for.
+    #[error("libtorch {found} at `{}` (found by {rule}) is not the torch {needed} this plugin's companion was built for, and tch needs that exact version; run `pip install torch=={}` in that environment, or point LIBTORCH at a torch {needed}", dir.display(), switchyard_core::runtimes::base_version(needed))]
+    TorchVersion { found: String, needed: String, dir: std::path::PathBuf, rule: String },
+    /// The libtorch found says nothing of its version.
+    #[error("the libtorch at `{}` has neither version.py nor build-version, so its version cannot be checked; point LIBTORCH at a pip install's site-packages/torch or an unpacked libtorch distribution", dir.display())]
+    TorchVersionUnknown { dir: std::path::PathBuf },
+    /// The CUDA companion found a CPU-only libtorch.
+    #[error("the libtorch {version} at `{}` is a CPU-only build (no lib/libtorch_cuda), and the CUDA plugin needs CUDA; install a CUDA build of the same torch version (the default torch wheel on Linux x86_64 is one)", dir.display())]
+    TorchWithoutCuda { version: String, dir: std::path::PathBuf },
+    /// The ONNX Runtime found is older than the C API the plugin needs.
+    #[error("ONNX Runtime {found} at `{}` (found by {rule}) is older than 1.{} whose C API this plugin needs; run `pip install onnxruntime==1.31.1`, or point ORT_DYLIB_PATH at a newer library", path.display(), crate::runtimes::ORT_API_VERSION)]
+    OrtVersion { found: String, path: std::path::PathBuf, rule: String },
     /// ONNX Runtime failed.
     #[error("ONNX Runtime failed while {during} `{model}`: {source}")]
     Ort {
@@ -56,9 +76,14 @@ impl EngineError {
             EngineError::ModelNotFound { .. } | EngineError::UnknownHandle { .. } => ErrorCode::NOT_FOUND,
             EngineError::UnknownFormat { .. } | EngineError::UnsupportedOutput { .. } => ErrorCode::UNSUPPORTED,
             EngineError::BadInput { .. } => ErrorCode::INVALID_INPUT,
-            EngineError::OrtLoad { .. } | EngineError::OrtMissing { .. } | EngineError::Unavailable(_) => {
-                ErrorCode::UNAVAILABLE
-            }
+            EngineError::OrtLoad { .. }
+            | EngineError::RuntimeMissing(_)
+            | EngineError::RuntimeLoad { .. }
+            | EngineError::TorchVersion { .. }
+            | EngineError::TorchVersionUnknown { .. }
+            | EngineError::TorchWithoutCuda { .. }
+            | EngineError::OrtVersion { .. }
+            | EngineError::Unavailable(_) => ErrorCode::UNAVAILABLE,
             EngineError::TorchCompanion { code, .. } => *code,
             EngineError::Ort { source, .. } if is_oom(&source.to_string()) => ErrorCode::OUT_OF_MEMORY,
             EngineError::Ort { .. } => ErrorCode::INTERNAL,

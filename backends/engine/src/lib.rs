@@ -16,6 +16,7 @@ pub mod error;
 pub mod onnx;
 pub mod plugin;
 pub mod providers;
+pub mod runtimes;
 pub mod tensor;
 
 pub use error::EngineError;

@@ -1,12 +1,13 @@
 //! ONNX models through ONNX Runtime (ort, `load-dynamic`).
 //!
-//! The runtime library is opened explicitly, once per process, from the first
-//! of: the host's `ort_dylib` setting, `ORT_DYLIB_PATH`, the path baked in at
-//! build time by ci/setup.sh (the venv's onnxruntime wheel). A missing library
-//! is a clear `Unavailable` error, not a crash, and only ONNX models need it.
+//! The runtime library is found and version-checked by [`crate::runtimes`]
+//! (the host's `ort_dylib` setting or `ORT_DYLIB_PATH`, a Python environment,
+//! beside the plugin, the system path) and opened once per process. A missing
+//! library is a clear `Unavailable` error, not a crash, and only ONNX models
+//! need it.
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
@@ -19,20 +20,7 @@ use crate::providers::{register, Registered};
 use crate::tensor::{from_f32, from_i64, validate};
 use crate::EngineError;
 
-/// The ORT library baked in at build time (ci/env.sh sets it).
-pub const BAKED_ORT_DYLIB: Option<&str> = option_env!("SWITCHYARD_ORT_DYLIB");
-
 static ENVIRONMENT: Mutex<Option<&'static ort::environment::Environment>> = Mutex::new(None);
-
-/// Where the ORT library will be looked for, in order.
-pub fn ort_candidates(configured: Option<&str>) -> Vec<PathBuf> {
-    let env = std::env::var("ORT_DYLIB_PATH").ok().filter(|s| !s.is_empty());
-    [configured.map(str::to_string), env, BAKED_ORT_DYLIB.map(str::to_string)]
-        .into_iter()
-        .flatten()
-        .map(PathBuf::from)
-        .collect()
-}
 
 /// Loads ONNX Runtime (once) and returns the process-wide environment.
 pub fn environment(configured: Option<&str>) -> Result<&'static ort::environment::Environment, EngineError> {
@@ -40,14 +28,8 @@ pub fn environment(configured: Option<&str>) -> Result<&'static ort::environment
     if let Some(env) = *slot {
         return Ok(env);
     }
-    let candidates = ort_candidates(configured);
-    let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| EngineError::OrtMissing {
-        tried: if candidates.is_empty() {
-            "nothing: no ORT_DYLIB_PATH and no path baked in at build time".into()
-        } else {
-            candidates.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
-        },
-    })?;
+    let loaded = crate::runtimes::load_ort(configured)?;
+    let path = &loaded.file;
     let load_err = |source| EngineError::OrtLoad { path: path.display().to_string(), source };
     let builder = ort::init_from(path).map_err(load_err)?;
     let env = builder.with_name("switchyard").build().map_err(|source| EngineError::Ort {

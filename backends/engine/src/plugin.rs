@@ -20,8 +20,6 @@ pub struct BuildInfo {
     pub version: &'static str,
     /// The libtorch version it was built against.
     pub torch_version: Option<&'static str>,
-    /// The libtorch folder in its RUNPATH.
-    pub torch_lib: Option<&'static str>,
     /// The target triple.
     pub target: Option<&'static str>,
     /// The cargo profile.
@@ -50,7 +48,6 @@ macro_rules! build_info {
             name: env!("CARGO_PKG_NAME"),
             version: env!("CARGO_PKG_VERSION"),
             torch_version: option_env!("SWITCHYARD_TORCH_VERSION"),
-            torch_lib: option_env!("SWITCHYARD_TORCH_LIB"),
             target: option_env!("SWITCHYARD_TARGET"),
             profile: option_env!("SWITCHYARD_PROFILE"),
         }
@@ -69,9 +66,18 @@ macro_rules! export_plugin {
     };
 }
 
+static BUILD: std::sync::OnceLock<BuildInfo> = std::sync::OnceLock::new();
+
+/// The torch version this library's companion was built against (set when
+/// the root module is made; the runtime search checks it).
+pub fn built_torch_version() -> Option<&'static str> {
+    BUILD.get().and_then(|b| b.torch_version)
+}
+
 /// Builds the root module for a flavor (called by [`export_plugin!`]).
 pub fn root_module<F: Flavor>() -> BackendRootRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
+    let _ = BUILD.set(F::build_info());
     BackendRoot { abi_version, describe: describe::<F>, probe: probe::<F>, open: open::<F> }.leak_into_prefix()
 }
 
@@ -88,9 +94,8 @@ pub fn description(kind: DeviceKind, build: BuildInfo) -> PluginDescription {
         }
     };
     add("torch", build.torch_version);
-    add("torch_lib", build.torch_lib);
     add("torch_companion", Some(&crate::companion::file_name(kind)));
-    add("onnxruntime_dylib", crate::onnx::BAKED_ORT_DYLIB);
+    add("onnxruntime_api", Some(&crate::runtimes::ORT_API_VERSION.to_string()));
     add("target", build.target);
     add("profile", build.profile);
     PluginDescription {
@@ -106,7 +111,15 @@ extern "C" fn describe<F: Flavor>() -> RResult<PluginDescription, BackendError> 
 }
 
 extern "C" fn probe<F: Flavor>(config: &BackendConfig) -> RResult<ProbeReport, BackendError> {
-    guard("probe", || F::probe(config))
+    guard("probe", || {
+        let mut report = F::probe(config)?;
+        // Where each runtime would come from (or why it is missing): this
+        // library's own view; a companion's copy of it is dropped by its plugin.
+        let mut extra = abi_stable::std_types::RVec::from(report.extra.to_vec());
+        extra.extend(kv(crate::runtimes::report(config.get("ort_dylib"))));
+        report.extra = extra;
+        Ok(report)
+    })
 }
 
 extern "C" fn open<F: Flavor>(config: &BackendConfig) -> RResult<BackendBox, BackendError> {

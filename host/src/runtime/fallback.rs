@@ -9,8 +9,7 @@
 //! the libtorch, c10 and ONNX Runtime files the dynamic loader mapped for it
 //! ([`crate::plugins::maps`]); each must be a file this process already has,
 //! or of a family it does not hold at all. The ONNX Runtime each plugin
-//! would load (`ORT_DYLIB_PATH`, else the path baked into it) must be the
-//! same file. Otherwise startup stops with an error naming both files.
+//! would load (as each backend reports it) must be the same file. Otherwise startup stops with an error naming both files.
 //! Where the platform cannot tell (no `/proc`), the fallback is refused.
 //!
 //! Both sides count their torch companions (loaded by a plugin only with its
@@ -78,11 +77,10 @@ fn canonical(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The ONNX Runtime file a plugin would load: the configured one, else `ORT_DYLIB_PATH`, else its baked path.
-fn ort_file(settings: &DeviceSettings, description: &Description) -> Option<PathBuf> {
-    let env = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).map(PathBuf::from);
-    let baked = description.build.iter().find(|(k, _)| k == "onnxruntime_dylib").map(|(_, v)| PathBuf::from(v));
-    settings.ort_dylib.clone().or(env).or(baked).map(|p| canonical(&p))
+/// The ONNX Runtime file a backend loaded or would load, from its report
+/// (`onnxruntime_path`, see switchyard_engine::runtimes).
+fn ort_file(backend_extra: &[(String, String)]) -> Option<PathBuf> {
+    backend_extra.iter().find(|(k, _)| k == "onnxruntime_path").map(|(_, v)| canonical(Path::new(v)))
 }
 
 /// `held` plus the libtorch files the selected plugin would map once it
@@ -151,9 +149,8 @@ impl Fallback {
             return Err(FallbackError::SecondRuntime { path, wanted: w.to_path_buf(), held: h.to_path_buf() });
         }
         let description = inspected.description.clone().ok_or_else(|| unusable("it did not describe itself".into()))?;
-        if let (Some(mine), Some(theirs)) =
-            (ort_file(settings, &primary.report.plugin), ort_file(settings, &description))
-        {
+        let theirs = inspected.backend.as_ref().and_then(|b| ort_file(&b.extra));
+        if let (Some(mine), Some(theirs)) = (ort_file(&primary.report.backend_extra), theirs) {
             if mine != theirs {
                 return Err(FallbackError::SecondRuntime { path, wanted: theirs, held: mine });
             }

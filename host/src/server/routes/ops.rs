@@ -48,6 +48,8 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "hardware": report.hardware,
         "onnx_providers": report.onnx_providers,
         "backend_extra": report.backend_extra,
+        // What each runtime's file is and which rule found it, now (they load with the first model).
+        "runtimes": runtimes(&models.runtime.backend.info().extra),
         "startup_ms": report.startup_ms,
         "fallback": models.fallback.as_ref().map(|f| &f.report),
         "served_by": served_by,
@@ -64,4 +66,17 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// The `libtorch_*` / `onnxruntime_*` facts of a backend's info, as an object per runtime.
+fn runtimes(extra: &switchyard_core::abi::KeyValues) -> Value {
+    let mut out = serde_json::Map::new();
+    for rt in ["libtorch", "onnxruntime"] {
+        let facts: serde_json::Map<String, Value> = extra
+            .iter()
+            .filter_map(|kv| kv.0.as_str().strip_prefix(rt).and_then(|k| k.strip_prefix('_')).map(|k| (k.to_string(), json!(kv.1.as_str()))))
+            .collect();
+        out.insert(rt.to_string(), Value::Object(facts));
+    }
+    Value::Object(out)
 }
