@@ -21,4 +21,13 @@ for kind in cpu cuda mps; do
     install -m 0755 "target/release/$file" "$SWITCHYARD_PLUGIN_DIR/$file"
   done
 done
-echo "plugins installed in $SWITCHYARD_PLUGIN_DIR" >&2
+# A convenience of this checkout only (never part of a package): the venv's
+# runtimes linked beside the plugins, so `target/release/switchyard` finds
+# them by the "bundled" rule without an active venv. Packages carry none of
+# this; installed plugins find their runtimes by the rules in
+# docs/platform-setup.md.
+sites=("$VENV"/lib/python3*/site-packages)
+for pkg in torch nvidia onnxruntime; do
+  [[ -e "${sites[0]}/$pkg" ]] && ln -sfn "${sites[0]}/$pkg" "$SWITCHYARD_PLUGIN_DIR/$pkg"
+done
+echo "plugins installed in $SWITCHYARD_PLUGIN_DIR (runtimes linked from $VENV)" >&2

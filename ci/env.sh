@@ -14,6 +14,13 @@ export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:$HOME/.cargo/bin:$ROOT/.cache/nasm/usr/bin:$PATH"
 # tch 0.24's build script asks the venv's python where torch 2.11.0 is.
 export LIBTORCH_USE_PYTORCH=1
+# libtorch's headers put their own path into assertion messages (__FILE__),
+# which would carry this venv's path into every companion: map it away, so no
+# file of a package names a path of the machine that built it.
+case " ${CXXFLAGS:-} " in
+  *" -ffile-prefix-map=$VENV/=venv/ "*) ;;
+  *) export CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }-ffile-prefix-map=$VENV/=venv/" ;;
+esac
 # Shared-library suffix of the plugins on this platform. Nothing of the venv
 # is baked into any plugin: they find libtorch and ONNX Runtime at load time
 # (VIRTUAL_ENV above is the Python-environment rule; see docs/platform-setup.md).

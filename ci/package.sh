@@ -28,7 +28,9 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 install -m 0755 "$bin" "$stage/switchyard"
 (cd "$stage" && sha256sum switchyard > SHA256SUMS 2>/dev/null || shasum -a 256 switchyard > SHA256SUMS)
-tar -C "$stage" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$host_pkg" switchyard SHA256SUMS
+reproducible=()
+tar --version 2>/dev/null | grep -q GNU && reproducible=(--owner=0 --group=0 --numeric-owner --mtime=@0)
+tar -C "$stage" ${reproducible[@]+"${reproducible[@]}"} -czf "$host_pkg" switchyard SHA256SUMS
 echo "$host_pkg" >&2
 # Nothing of this machine's build folders may be in a package.
 for pkg in "$out"/switchyard-*.tar.gz; do

@@ -65,8 +65,10 @@ pub fn switchyard_bin() -> PathBuf {
 
 /// The contract models made by tools/make_test_models.py.
 pub fn test_models() -> PathBuf {
+    // SWITCHYARD_TEST_MODELS: where a copied test binary finds them on another machine (the GPU bundle).
+    let dir = std::env::var_os("SWITCHYARD_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("models/test"));
     must_exist(
-        root().join("models/test/meta.json"),
+        dir.join("meta.json"),
         "run `.venv/bin/python tools/make_test_models.py` (ci/test.sh does)",
     )
     .parent()
