@@ -40,7 +40,8 @@ done
 models="$ROOT/models"
 images="$site/skimage/data"
 faces="$site/insightface/data/images"
-cp -r "$images" "$work/images"
+mkdir -p "$work/images"
+cp "$images"/*.png "$images"/*.jpg "$work/images/"
 cp -r "$faces" "$work/faces"
 
 # Everything from here runs with the build venv and target/ hidden.
