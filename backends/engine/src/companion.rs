@@ -69,8 +69,8 @@ pub fn root(kind: DeviceKind) -> Result<BackendRootRef, EngineError> {
                 torch.found.path.display()
             )),
             None => unavailable(format!(
-                "`{}` (libtorch support for this plugin) cannot be loaded: {}; install the plugin and its companion \
-                 from one package (`switchyard plugin install`) or one build (ci/build.sh)",
+                "`{}` (libtorch support for this plugin) cannot be loaded: {}; rebuild the plugin and its companion \
+                 together with ci/build.sh, or install both from one package (`switchyard plugin install`)",
                 path.display(),
                 lines.last().copied().unwrap_or("no detail")
             )),

@@ -22,7 +22,7 @@ pub enum LoadError {
     #[error("`{}` does not exist", path.display())]
     Missing { path: PathBuf },
     /// dlopen failed (not a shared library, or a dependency such as libtorch is missing).
-    #[error("`{}` cannot be loaded: {source}. If a library such as libtorch_cpu.so is missing, rebuild the plugin with ci/build.sh so its RUNPATH points at the venv", path.display())]
+    #[error("`{}` cannot be loaded: {source}. A plugin links no ML runtime (it finds libtorch and ONNX Runtime itself when it needs them), so this is a broken or foreign file: reinstall it from its package (`switchyard plugin install`) or rebuild it (ci/build.sh)", path.display())]
     Open {
         path: PathBuf,
         #[source]
@@ -31,7 +31,7 @@ pub enum LoadError {
     /// dlopen failed because a library the plugin needs is not where the
     /// dynamic loader looks (the plugin's RUNPATH, LD_LIBRARY_PATH, the
     /// system folders).
-    #[error("`{}` needs the shared library `{library}`, which the dynamic loader cannot find; install it, or add the folder that holds it to {var} (for libtorch or ONNX Runtime libraries: rebuild the plugin with ci/build.sh so its RUNPATH points at the venv)", path.display(), var = LIBRARY_PATH_VAR)]
+    #[error("`{}` needs the shared library `{library}`, which the dynamic loader cannot find; install it, or add the folder that holds it to {var} (switchyard's own plugins need no such library: libtorch and ONNX Runtime are found when they load, see `switchyard plugin list`)", path.display(), var = LIBRARY_PATH_VAR)]
     MissingLibrary { path: PathBuf, library: String },
     /// The library has no abi_stable root module. `detail` is the loader's
     /// last line (abi_stable's own message spans several lines).
