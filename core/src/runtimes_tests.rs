@@ -48,7 +48,8 @@ fn a_wrong_setting_is_an_error_not_skipped() {
     let inputs = Inputs { libtorch: Some(dir.join("nothing")), virtual_env: Some(venv.clone()), ..Default::default() };
     let err = find(Runtime::Torch, &inputs).unwrap_err().to_string();
     assert!(err.contains("LIBTORCH=") && err.contains("holds no lib/"), "{err}");
-    let inputs = Inputs { ort_dylib: Some(dir.join("libonnxruntime.so")), virtual_env: Some(venv), ..Default::default() };
+    let inputs =
+        Inputs { ort_dylib: Some(dir.join("libonnxruntime.so")), virtual_env: Some(venv), ..Default::default() };
     let err = find(Runtime::OnnxRuntime, &inputs).unwrap_err().to_string();
     assert!(err.contains("ORT_DYLIB_PATH=") && err.contains("no such file"), "{err}");
 }
@@ -72,11 +73,8 @@ fn switchyard_python_beats_virtual_env() {
     let dir = temp("python");
     site(&dir.join("active"), "2.11.0");
     let chosen = site(&dir.join("chosen"), "2.11.0");
-    let inputs = Inputs {
-        python: Some(dir.join("chosen")),
-        virtual_env: Some(dir.join("active")),
-        ..Default::default()
-    };
+    let inputs =
+        Inputs { python: Some(dir.join("chosen")), virtual_env: Some(dir.join("active")), ..Default::default() };
     assert_eq!(find(Runtime::Torch, &inputs).unwrap().path, chosen.join("torch"));
 }
 

@@ -86,7 +86,9 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             }
             if let (Some(need), Some(have)) = (&m.glibc, package::manifest::glibc_here()) {
                 if !package::manifest::version_at_least(&have, need) {
-                    println!("  warning: the plugin needs glibc {need}, this machine has {have}; it will not load here");
+                    println!(
+                        "  warning: the plugin needs glibc {need}, this machine has {have}; it will not load here"
+                    );
                 }
             }
             if lines.iter().any(|l| l.contains("MISSING")) {

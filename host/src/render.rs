@@ -77,8 +77,7 @@ pub fn render(out: &ProbeOutput) -> String {
         };
         let _ = writeln!(s, "  {name:<28} {kind:<5} abi {abi:<4} {status}  [{:.0} ms]", p.took_ms);
         if let Some(d) = &p.description {
-            let build: Vec<String> =
-                d.build.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let build: Vec<String> = d.build.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(s, "      {} {} {}", d.name, d.version, build.join(" "));
         }
         if let Some(probe) = &p.probe {

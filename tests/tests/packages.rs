@@ -21,7 +21,12 @@ fn text(out: &Output) -> String {
 /// The CPU plugin and its companion, packed into a fresh folder.
 fn cpu_package(name: &str) -> PathBuf {
     let dir = temp_dir(name);
-    let out = run(Command::new(switchyard_bin()).arg("plugin").arg("pack").arg(plugin(DeviceKind::Cpu)).arg("--out").arg(&dir));
+    let out = run(Command::new(switchyard_bin())
+        .arg("plugin")
+        .arg("pack")
+        .arg(plugin(DeviceKind::Cpu))
+        .arg("--out")
+        .arg(&dir));
     assert!(out.status.success(), "pack failed: {}", text(&out));
     let found: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(found.len(), 1, "{found:?}");
@@ -82,7 +87,8 @@ fn manifest_mut(items: &mut [(String, u32, Vec<u8>, tar::EntryType)], f: impl Fn
 /// Installs into a fresh folder; returns the output and the folder.
 fn install(package: &Path, name: &str) -> (Output, PathBuf) {
     let dir = temp_dir(name).join("plugins");
-    let out = run(Command::new(switchyard_bin()).arg("plugin").arg("install").arg(package).arg("--plugin-dir").arg(&dir));
+    let out =
+        run(Command::new(switchyard_bin()).arg("plugin").arg("install").arg(package).arg("--plugin-dir").arg(&dir));
     (out, dir)
 }
 

@@ -27,7 +27,9 @@ pub use switchyard_core::companion::file_name;
 
 /// Where this plugin's companion may be ([`switchyard_core::companion::locations`]).
 fn candidates(kind: DeviceKind) -> Vec<PathBuf> {
-    crate::runtimes::own_path().map(|plugin| switchyard_core::companion::locations(&plugin, &file_name(kind))).unwrap_or_default()
+    crate::runtimes::own_path()
+        .map(|plugin| switchyard_core::companion::locations(&plugin, &file_name(kind)))
+        .unwrap_or_default()
 }
 
 fn unavailable(reason: String) -> EngineError {

@@ -136,7 +136,8 @@ pub fn load_torch(kind: DeviceKind) -> Result<Loaded, EngineError> {
         .into());
     }
     let root = found.path.clone();
-    let version = runtimes::torch_version(&root).ok_or_else(|| EngineError::TorchVersionUnknown { dir: root.clone() })?;
+    let version =
+        runtimes::torch_version(&root).ok_or_else(|| EngineError::TorchVersionUnknown { dir: root.clone() })?;
     if let Some(needed) = needed {
         if runtimes::base_version(&version) != runtimes::base_version(needed) {
             return Err(EngineError::TorchVersion {

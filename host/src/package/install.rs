@@ -119,7 +119,11 @@ pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, 
             return Err(bad(&raw, format!("{what}; links and folders are refused")));
         }
         if !plain_name(&raw) {
-            return Err(bad(&raw, "is not a plain file name (it has a folder, `..`, or a leading dot) and could escape the plugin folder".into()));
+            return Err(bad(
+                &raw,
+                "is not a plain file name (it has a folder, `..`, or a leading dot) and could escape the plugin folder"
+                    .into(),
+            ));
         }
         let mode = entry.header().mode().map_err(read_err)?;
         if mode & 0o002 != 0 {
@@ -172,7 +176,11 @@ pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, 
         .probe
         .as_ref()
         .map(|p| {
-            p.extra.iter().filter(|(k, _)| k.starts_with("libtorch_") || k.starts_with("onnxruntime_")).cloned().collect()
+            p.extra
+                .iter()
+                .filter(|(k, _)| k.starts_with("libtorch_") || k.starts_with("onnxruntime_"))
+                .cloned()
+                .collect()
         })
         .unwrap_or_default();
 
@@ -250,7 +258,8 @@ fn check_manifest(
 }
 
 fn check_real_plugin(package: &Path, manifest: &Manifest, report: &PluginReport) -> Result<(), InstallError> {
-    let lies = |claimed: String, real: String| InstallError::ManifestLies { package: package.to_path_buf(), claimed, real };
+    let lies =
+        |claimed: String, real: String| InstallError::ManifestLies { package: package.to_path_buf(), claimed, real };
     if let Some(abi) = report.abi {
         if abi != manifest.abi {
             return Err(lies(format!("ABI {}", manifest.abi), format!("speaks ABI {abi}")));
@@ -316,16 +325,21 @@ pub struct Listed {
 
 /// Every plugin in `dir`, with its manifest and what a child process makes of it.
 pub fn list(dir: &Path, exe: &Path) -> Result<Vec<Listed>, crate::plugins::discover::DiscoverError> {
-    let how = ChildInspect { exe: exe.to_path_buf(), device_index: None, timeout: Duration::from_secs(60), with_companion: false };
+    let how = ChildInspect {
+        exe: exe.to_path_buf(),
+        device_index: None,
+        timeout: Duration::from_secs(60),
+        with_companion: false,
+    };
     let mut out = Vec::new();
     for found in crate::plugins::discover(dir, &[])? {
         let name = found.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let manifest: Option<Manifest> = std::fs::read(dir.join(format!("{name}.manifest.json")))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let sha256_matches = manifest.as_ref().and_then(|m| m.plugin()).map(|entry| {
-            sha256_hex(&found.path).map(|s| s.eq_ignore_ascii_case(&entry.sha256)).unwrap_or(false)
-        });
+        let manifest: Option<Manifest> =
+            std::fs::read(dir.join(format!("{name}.manifest.json"))).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let sha256_matches = manifest
+            .as_ref()
+            .and_then(|m| m.plugin())
+            .map(|entry| sha256_hex(&found.path).map(|s| s.eq_ignore_ascii_case(&entry.sha256)).unwrap_or(false));
         let report = inspect_in_child(&found.path, &how);
         out.push(Listed { path: found.path, manifest, sha256_matches, report });
     }

@@ -74,7 +74,12 @@ fn runtimes(extra: &switchyard_core::abi::KeyValues) -> Value {
     for rt in ["libtorch", "onnxruntime"] {
         let facts: serde_json::Map<String, Value> = extra
             .iter()
-            .filter_map(|kv| kv.0.as_str().strip_prefix(rt).and_then(|k| k.strip_prefix('_')).map(|k| (k.to_string(), json!(kv.1.as_str()))))
+            .filter_map(|kv| {
+                kv.0.as_str()
+                    .strip_prefix(rt)
+                    .and_then(|k| k.strip_prefix('_'))
+                    .map(|k| (k.to_string(), json!(kv.1.as_str())))
+            })
             .collect();
         out.insert(rt.to_string(), Value::Object(facts));
     }
