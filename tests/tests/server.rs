@@ -118,6 +118,13 @@ fn info_reports_the_device_plugin_and_models() {
     // CLIP_ENGINE=auto runs ONNX on the CPU (host/src/clip/model.rs `default_engine`).
     assert_eq!(i["models"][0]["engine"], "onnx");
     assert_eq!(i["random_weights"], true);
+    // Which file each runtime is and which rule found it (ONNX Runtime is loaded by now).
+    let ort = &i["runtimes"]["onnxruntime"];
+    assert_eq!(ort["loaded"], "true", "{i}");
+    assert!(ort["path"].as_str().unwrap().contains("libonnxruntime"), "{i}");
+    assert!(ort["rule"].as_str().unwrap().starts_with("python: VIRTUAL_ENV="), "{i}");
+    assert!(ort["version"].as_str().unwrap().starts_with("1."), "{i}");
+    assert!(i["runtimes"]["libtorch"]["path"].is_string(), "{i}");
 }
 
 #[test]
