@@ -16,9 +16,11 @@
 //!    for a CUDA torch), or a C++ libtorch unpacked as `libtorch/`;
 //! 4. the system's loader path (the name alone, for dlopen).
 //!
-//! This module only looks at files (shared by the plugins, which load what it
-//! finds, and the host, which reports it in `probe` and `plugin install`);
-//! loading and version checks are the engine's.
+//! This module looks at files (shared by the plugins, which load what it
+//! finds, and the host, which reports it in `probe` and `plugin install`),
+//! and holds the one way libtorch is opened before a companion
+//! ([`preload_torch`], used by the plugins and by the host's `FALLBACK=cpu`
+//! check); the version checks are the engine's.
 
 use std::path::{Path, PathBuf};
 
@@ -376,6 +378,50 @@ fn in_site(runtime: Runtime, site: &Path) -> Option<PathBuf> {
         Runtime::Torch => Some(site.join("torch")).filter(|d| is_torch_dir(d)),
         Runtime::OnnxRuntime => ort_in(&site.join("onnxruntime").join("capi")),
     }
+}
+
+/// The libtorch files to open before a companion of `kind`, in dependency order.
+pub fn torch_files(kind: crate::DeviceKind) -> Vec<String> {
+    let cuda = kind == crate::DeviceKind::Cuda;
+    let mut stems = vec!["c10"];
+    if cuda {
+        stems.push("c10_cuda");
+    }
+    stems.push("torch_cpu");
+    if cuda {
+        stems.push("torch_cuda");
+    }
+    stems.push("torch");
+    stems.into_iter().map(lib_file).collect()
+}
+
+/// Opens the libtorch in `dir` (a folder holding `lib/`) for a companion of
+/// `kind`: each of [`torch_files`] that exists, by full path, with
+/// `RTLD_GLOBAL`, so the companion's `NEEDED` entries are satisfied by what
+/// is loaded and no RUNPATH or `LD_LIBRARY_PATH` is involved; libtorch's own
+/// RPATH finds the rest. Never closed. On failure: the file and the loader's
+/// message.
+#[cfg(unix)]
+pub fn preload_torch(dir: &Path, kind: crate::DeviceKind) -> Result<(), (PathBuf, String)> {
+    let lib = dir.join("lib");
+    for name in torch_files(kind) {
+        let file = lib.join(&name);
+        if !file.is_file() {
+            continue;
+        }
+        let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL;
+        // SAFETY: loads libtorch, whose initialisers are libtorch's own.
+        match unsafe { libloading::os::unix::Library::open(Some(&file), flags) } {
+            Ok(library) => std::mem::forget(library),
+            Err(e) => return Err((file, e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn preload_torch(dir: &Path, _kind: crate::DeviceKind) -> Result<(), (PathBuf, String)> {
+    Err((dir.to_path_buf(), "loading libtorch by path is only implemented on Linux and macOS".into()))
 }
 
 #[cfg(test)]

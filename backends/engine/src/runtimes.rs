@@ -2,12 +2,10 @@
 //! version checks that make a mismatch a clear refusal instead of a crash
 //! deep inside libtorch or ONNX Runtime.
 //!
-//! - libtorch is loaded before the torch companion: its `libc10` and
-//!   `libtorch_*` files are opened by full path with `RTLD_GLOBAL`, so the
-//!   companion's `NEEDED` entries are satisfied by what is already loaded and
-//!   no RUNPATH or `LD_LIBRARY_PATH` is involved. libtorch's own RPATH
-//!   (`$ORIGIN`, `$ORIGIN/../../nvidia/...` in a pip install) finds the rest.
-//!   Its version must be the one the companion was built for (tch needs it).
+//! - libtorch is loaded before the torch companion
+//!   ([`switchyard_core::runtimes::preload_torch`]: by full path, with
+//!   `RTLD_GLOBAL`), so no RUNPATH or `LD_LIBRARY_PATH` is involved. Its
+//!   version must be the one the companion was built for (tch needs it).
 //! - ONNX Runtime is opened once to read its version (`OrtGetApiBase`), which
 //!   must provide the C API this plugin was built for, then handed to ort.
 //!
@@ -71,43 +69,6 @@ pub fn inputs(ort_setting: Option<&str>) -> Inputs {
     inputs
 }
 
-/// The dlopen flags for libtorch: its symbols must be global for the companion.
-#[cfg(unix)]
-fn dlopen_global(path: &Path) -> Result<(), String> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: loads libtorch, whose initialisers are libtorch's own; never closed.
-    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-    if handle.is_null() {
-        let err = unsafe { libc::dlerror() };
-        return Err(if err.is_null() {
-            "dlopen failed".into()
-        } else {
-            unsafe { std::ffi::CStr::from_ptr(err) }.to_string_lossy().into_owned()
-        });
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn dlopen_global(_path: &Path) -> Result<(), String> {
-    Err("loading libtorch by path is only implemented on Linux and macOS".into())
-}
-
-/// The libtorch files to open first, in dependency order.
-fn torch_files(kind: DeviceKind) -> Vec<String> {
-    let mut stems = vec!["c10"];
-    if kind == DeviceKind::Cuda {
-        stems.push("c10_cuda");
-    }
-    stems.push("torch_cpu");
-    if kind == DeviceKind::Cuda {
-        stems.push("torch_cuda");
-    }
-    stems.push("torch");
-    stems.into_iter().map(runtimes::lib_file).collect()
-}
-
 /// A hint for a libtorch file that fails to load.
 fn torch_load_hint(detail: &str) -> &'static str {
     if detail.contains("libcu") || detail.contains("libnv") || detail.contains("nvidia") {
@@ -151,20 +112,13 @@ pub fn load_torch(kind: DeviceKind) -> Result<Loaded, EngineError> {
     if kind == DeviceKind::Cuda && !runtimes::torch_has_cuda(&root) {
         return Err(EngineError::TorchWithoutCuda { version, dir: root });
     }
-    let lib = root.join("lib");
-    for name in torch_files(kind) {
-        let file = lib.join(&name);
-        if !file.is_file() {
-            continue;
-        }
-        dlopen_global(&file).map_err(|detail| EngineError::RuntimeLoad {
-            runtime: Runtime::Torch,
-            hint: torch_load_hint(&detail),
-            path: file.clone(),
-            detail,
-        })?;
-    }
-    let loaded = Loaded { file: lib.join(runtimes::lib_file("torch_cpu")), found, version };
+    runtimes::preload_torch(&root, kind).map_err(|(path, detail)| EngineError::RuntimeLoad {
+        runtime: Runtime::Torch,
+        hint: torch_load_hint(&detail),
+        path,
+        detail,
+    })?;
+    let loaded = Loaded { file: root.join("lib").join(runtimes::lib_file("torch_cpu")), found, version };
     *slot = Some(loaded.clone());
     Ok(loaded)
 }

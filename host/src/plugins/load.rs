@@ -239,6 +239,21 @@ impl LoadedPlugin {
         let Some(companion) = found else {
             return Ok(None);
         };
+        // The plugin opens libtorch by path before its companion (no RUNPATH):
+        // do the same, from the same search, or the companion cannot load.
+        // Where no libtorch is found the plugin would load nothing either.
+        use switchyard_core::runtimes::{self, Rule, Runtime};
+        let inputs = runtimes::Inputs::from_env(self.path.parent().map(Path::to_path_buf), None);
+        let kind = crate::plugins::discover::kind_from_name(&self.path).unwrap_or(DeviceKind::Cpu);
+        match runtimes::find(Runtime::Torch, &inputs) {
+            Ok(found) if found.rule != Rule::System => {
+                if let Err((file, why)) = runtimes::preload_torch(&found.path, kind) {
+                    tracing::warn!(file = %file.display(), reason = %why, "libtorch for the companion cannot be loaded");
+                    return Ok(None);
+                }
+            }
+            _ => return Ok(None),
+        }
         // SAFETY: the same library the plugin itself would load; its
         // initialisers are libtorch's. Kept loaded like every plugin.
         let library = unsafe { libloading::Library::new(&companion) }.map_err(|source| LoadError::Companion {
