@@ -5,13 +5,21 @@
 #   1. sets up with SWITCHYARD_GPU=1 (onnxruntime-gpu), builds, makes the models;
 #   2. device selection: auto picks cuda; DEVICE=cpu and FORCE_CPU=true pick cpu;
 #      DEVICE=cuda picks cuda; CUDA_VISIBLE_DEVICES="" leaves auto on cpu;
-#   3. the contract tests (the CUDA plugin must run real models, not be
-#      "unavailable") and the CLIP parity tests (CPU plugin vs open_clip);
+#   3. the contract tests with SWITCHYARD_REQUIRE_GPU=1 (the CUDA plugin must
+#      run real models, not be "unavailable", and its ONNX model must run on
+#      CUDAExecutionProvider) and the CLIP parity tests (CPU plugin vs open_clip);
 #   4. CUDA embeddings against the CPU plugin's on the same images and texts:
 #      cosine >= 0.9999 in float32, >= 0.999 in float16 (TorchScript), and the
-#      ONNX engine through ONNX Runtime's CUDA provider >= 0.9999;
+#      ONNX engine through ONNX Runtime's CUDA provider >= 0.9999; faces (both
+#      ONNX models) end to end;
 #   5. images/s and texts/s against open_clip in Python on the same GPU
 #      (float32, and float16 autocast) in one run (tools/bench_clip.py).
+#
+# A CUDA check passes only where each model ran is asserted, not only the
+# device label: ONNX Runtime quietly falls back to its CPU provider when
+# registering the CUDA one fails (a CUDA library missing), and the device
+# would still read cuda:0. TorchScript towers must run on `cuda:N`, ONNX
+# models on `CUDAExecutionProvider` (`runs_on` in the run metadata).
 #
 # Every check runs even when an earlier one failed; logs go to target/gpu-check/.
 # Prints a summary and exits 1 if any check failed.
@@ -65,38 +73,60 @@ sys.exit(0 if sel.get("kind") == sys.argv[2] else 1)
 PY
 }
 
-# contract: the contract tests, with the CUDA plugin running real models.
+# contract: the contract tests, with the CUDA plugin running real models on the GPU
+# (SWITCHYARD_REQUIRE_GPU=1: unavailable, or an ONNX model on the CPU provider, fails them).
 contract() {
-  cargo test --release -p switchyard-tests --test contract --locked -- --nocapture 2>&1 | tee "$out/contract.txt" \
-    || return 1
-  if grep -q "cuda is unavailable here" "$out/contract.txt"; then
-    echo "the CUDA plugin ran in unavailable mode on a GPU machine" >&2
-    return 1
-  fi
+  SWITCHYARD_REQUIRE_GPU=1 cargo test --release -p switchyard-tests --test contract --locked -- --nocapture 2>&1 \
+    | tee "$out/contract.txt" || return 1
+  grep -E "^cuda: tiny_cnn" "$out/contract.txt" || true   # where each model ran, and its diff to PyTorch
 }
 
-# embed NAME DEVICE_PREFIX [VAR=VALUE...]: embeds the check's images and texts; the run must have used DEVICE_PREFIX.
+# embed NAME DEVICE_PREFIX RUNS_ON_PREFIX [VAR=VALUE...]: embeds the check's images and texts; the run
+# must have used DEVICE_PREFIX, and the CLIP towers must have run on RUNS_ON_PREFIX (`cuda:`,
+# `CUDAExecutionProvider`, `cpu`).
 embed() {
-  local name="$1" want="$2" rc=0
-  shift 2
+  local name="$1" want="$2" runs_on="$3" rc=0
+  shift 3
   env "$@" "$bin" embed "$out/images" --texts-file "$out/texts.txt" --quiet \
     --out "$out/$name.jsonl" --metadata "$out/$name.meta.json" || rc=$?
   [[ $rc -eq 0 || $rc -eq 3 ]] || return "$rc"   # 3: some inputs are not decodable images (same on every device)
-  python - "$out/$name.meta.json" "$want" <<'PY'
+  python - "$out/$name.meta.json" "$want" "$runs_on" <<'PY'
 import json, sys
 meta = json.load(open(sys.argv[1]))
 device, clip = meta["device"]["device"], meta.get("clip") or {}
-print(f"device {device}, engine {clip.get('engine')}, runs on {clip.get('runs_on')}, gpu {meta.get('gpu_name')}")
-sys.exit(0 if device.startswith(sys.argv[2]) else 1)
+runs_on = clip.get("runs_on") or ""
+print(f"device {device}, engine {clip.get('engine')}, runs on {runs_on}, gpu {meta.get('gpu_name')}")
+ok = device.startswith(sys.argv[2]) and runs_on.startswith(sys.argv[3])
+if not ok:
+    print(f"expected device {sys.argv[2]}* with the towers on {sys.argv[3]}*", file=sys.stderr)
+sys.exit(0 if ok else 1)
 PY
 }
 
-# embed_matches NAME BAR DEVICE_PREFIX [VAR=VALUE...]: embeds, then compares with the CPU reference.
+# embed_matches NAME BAR DEVICE_PREFIX RUNS_ON_PREFIX [VAR=VALUE...]: embeds, then compares with the CPU reference.
 embed_matches() {
-  local name="$1" bar="$2" want="$3"
-  shift 3
-  embed "$name" "$want" "$@" || return 1
+  local name="$1" bar="$2" want="$3" runs_on="$4"
+  shift 4
+  embed "$name" "$want" "$runs_on" "$@" || return 1
   python tools/compare_embeddings.py "$out/cpu.jsonl" "$out/$name.jsonl" --min "$bar" --label "$name" | tee "$out/$name.cosine.txt"
+}
+
+# faces_on NAME PROVIDER [VAR=VALUE...]: faces end to end on the check's images; the detector and
+# the recognizer (both ONNX) must have run on PROVIDER.
+faces_on() {
+  local name="$1" want="$2" rc=0
+  shift 2
+  env "$@" "$bin" embed "$out/images" --faces --quiet \
+    --out "$out/$name.jsonl" --metadata "$out/$name.meta.json" || rc=$?
+  [[ $rc -eq 0 || $rc -eq 3 ]] || return "$rc"
+  python - "$out/$name.meta.json" "$want" <<'PY'
+import json, sys
+meta = json.load(open(sys.argv[1]))
+faces = meta.get("faces") or {}
+det, rec = faces.get("detector_device"), faces.get("recognizer_device")
+print(f"device {meta['device']['device']}, detector on {det}, recognizer on {rec}")
+sys.exit(0 if det == sys.argv[2] and rec == sys.argv[2] else 1)
+PY
 }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
@@ -123,13 +153,19 @@ with open(sys.argv[1], "w", encoding="utf-8") as f:
     for i in range(256):
         f.write(f"a photo of a {things[i % len(things)]}, number {i}\n")
 PY
-check "embed on cpu (the reference; TorchScript float32)" embed cpu cpu DEVICE=cpu CLIP_ENGINE=torchscript
-check "cuda TorchScript float32 vs cpu: cosine >= 0.9999" \
-  embed_matches cuda-float32 0.9999 cuda DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float32
-check "cuda TorchScript float16 vs cpu: cosine >= 0.999" \
-  embed_matches cuda-float16 0.999 cuda DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float16
-check "cuda ONNX (ONNX Runtime CUDA provider) vs cpu: cosine >= 0.9999" \
-  embed_matches cuda-onnx 0.9999 cuda DEVICE=cuda CLIP_ENGINE=onnx
+check "embed on cpu (the reference; TorchScript float32)" embed cpu cpu cpu DEVICE=cpu CLIP_ENGINE=torchscript
+check "cuda TorchScript float32 vs cpu: cosine >= 0.9999, towers on cuda:N" \
+  embed_matches cuda-float32 0.9999 cuda cuda: DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float32
+check "cuda TorchScript float16 vs cpu: cosine >= 0.999, towers on cuda:N" \
+  embed_matches cuda-float16 0.999 cuda cuda: DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float16
+check "cuda ONNX vs cpu: cosine >= 0.9999, towers on CUDAExecutionProvider (not the CPU provider)" \
+  embed_matches cuda-onnx 0.9999 cuda CUDAExecutionProvider DEVICE=cuda CLIP_ENGINE=onnx
+check "cuda faces: detector and recognizer on CUDAExecutionProvider" \
+  faces_on faces-cuda CUDAExecutionProvider DEVICE=cuda
+# The CPU plugin maps no libtorch for ONNX models, so here ONNX Runtime's CUDA provider finds its
+# CUDA libraries only through the preload in backends/engine/src/providers.rs, not through libtorch's.
+check "ONNX Runtime's CUDA provider with no libtorch in the process (cpu plugin, ONNX_PROVIDERS=cuda)" \
+  faces_on faces-cuda-no-torch CUDAExecutionProvider DEVICE=cpu ONNX_PROVIDERS=cuda
 
 # bench: tools/bench_clip.py, its table kept for the summary.
 bench() {
