@@ -90,7 +90,8 @@ pub fn register(
             Ok(b) => return (b, Registered { provider, skipped }),
             Err(e) => {
                 let libraries = preloaded.map(|p| format!(" ({p})")).unwrap_or_default();
-                skipped.push((provider, format!("registering {provider} failed: {e}{libraries}")));
+                let why = e.to_string();
+                skipped.push((provider, format!("registering {provider} failed: {}{libraries}", why.trim_end())));
                 builder = e.recover();
             }
         }
@@ -114,12 +115,28 @@ pub struct CudaPreload {
 impl std::fmt::Display for CudaPreload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.searched.is_empty() {
-            return write!(f, "no nvidia wheel folder beside this ONNX Runtime; its CUDA libraries come from the loader's path");
+            return write!(
+                f,
+                "no nvidia wheel folder beside this ONNX Runtime; its CUDA libraries come from the loader's path"
+            );
         }
-        let folders: Vec<String> = self.searched.iter().map(|d| format!("`{}`", d.display())).collect();
-        write!(f, "CUDA libraries from {}: {} loaded, {} already loaded", folders.join(", "), self.loaded.len(), self.already.len())?;
+        let quoted = |dirs: &mut dyn Iterator<Item = &Path>| {
+            let mut v: Vec<String> = dirs.map(|d| format!("`{}`", d.display())).collect();
+            v.dedup();
+            v.join(", ")
+        };
+        write!(f, "CUDA libraries: {} loaded", self.loaded.len())?;
+        if !self.loaded.is_empty() {
+            write!(f, " from {}", quoted(&mut self.loaded.iter().filter_map(|p| p.parent())))?;
+        }
+        write!(f, ", {} already loaded", self.already.len())?;
         if !self.missing.is_empty() {
-            write!(f, ", missing {}", self.missing.join(", "))?;
+            write!(
+                f,
+                ", missing {} (searched {})",
+                self.missing.join(", "),
+                quoted(&mut self.searched.iter().map(PathBuf::as_path))
+            )?;
         }
         Ok(())
     }
@@ -144,7 +161,8 @@ fn onnxruntime_in_maps(maps: &str) -> Option<PathBuf> {
 fn nvidia_lib_dirs(onnxruntime: &Path) -> Vec<PathBuf> {
     let Some(site) = onnxruntime.parent().and_then(Path::parent).and_then(Path::parent) else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir(site.join("nvidia")) else { return Vec::new() };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path().join("lib")).filter(|d| d.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(Result::ok).map(|e| e.path().join("lib")).filter(|d| d.is_dir()).collect();
     dirs.sort();
     dirs
 }
@@ -221,7 +239,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&site);
         let ort = site.join("onnxruntime/capi/libonnxruntime.so.1.31.1");
         // CUDA 13 wheels: one nvidia/cu13/lib; cuDNN keeps nvidia/cudnn/lib; CUDA 12 ones had nvidia/cublas/lib...
-        for file in [&ort, &site.join("nvidia/cu13/lib/libcublasLt.so.13"), &site.join("nvidia/cudnn/lib/libcudnn.so.9")] {
+        for file in
+            [&ort, &site.join("nvidia/cu13/lib/libcublasLt.so.13"), &site.join("nvidia/cudnn/lib/libcudnn.so.9")]
+        {
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(file, b"").unwrap();
         }
@@ -246,7 +266,14 @@ mod tests {
         // readelf -d libonnxruntime_providers_cuda.so of the onnxruntime-gpu 1.31.1 wheel (NEEDED),
         // plus cuDNN and cuFFT, which it opens by name.
         let names: Vec<&str> = cuda_library_names().collect();
-        for needed in ["libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10", "libcudart.so.13", "libcudnn.so.9", "libcufft.so.12"] {
+        for needed in [
+            "libcublasLt.so.13",
+            "libcublas.so.13",
+            "libcurand.so.10",
+            "libcudart.so.13",
+            "libcudnn.so.9",
+            "libcufft.so.12",
+        ] {
             assert!(names.contains(&needed), "{needed} in {names:?}");
         }
         let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
@@ -258,15 +285,25 @@ mod tests {
         let none = CudaPreload::default();
         assert!(none.to_string().contains("loader's path"), "{none}");
         let some = CudaPreload {
-            searched: vec![PathBuf::from("/s/nvidia/cu13/lib")],
-            loaded: vec![PathBuf::from("/s/nvidia/cu13/lib/libcudart.so.13")],
+            searched: vec![PathBuf::from("/s/nvidia/cu13/lib"), PathBuf::from("/s/nvidia/nccl/lib")],
+            loaded: vec![
+                PathBuf::from("/s/nvidia/cu13/lib/libcudart.so.13"),
+                PathBuf::from("/s/nvidia/cu13/lib/libcublas.so.13"),
+            ],
             already: vec!["libcublasLt.so.13".into()],
             missing: vec!["libcudnn.so.9".into()],
         };
         assert_eq!(
             some.to_string(),
-            "CUDA libraries from `/s/nvidia/cu13/lib`: 1 loaded, 1 already loaded, missing libcudnn.so.9"
+            "CUDA libraries: 2 loaded from `/s/nvidia/cu13/lib`, 1 already loaded, missing libcudnn.so.9 \
+             (searched `/s/nvidia/cu13/lib`, `/s/nvidia/nccl/lib`)"
         );
+        let all_there = CudaPreload {
+            searched: some.searched.clone(),
+            already: vec!["libcudart.so.13".into()],
+            ..Default::default()
+        };
+        assert_eq!(all_there.to_string(), "CUDA libraries: 0 loaded, 1 already loaded");
     }
 
     #[test]
