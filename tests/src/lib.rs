@@ -126,6 +126,7 @@ pub fn site_packages() -> PathBuf {
         .collect();
     found.sort();
     let by_version = version.map(|v| venv.join("lib").join(v).join("site-packages")).filter(|p| p.is_dir());
-    let site = by_version.or_else(|| found.into_iter().next()).unwrap_or_else(|| venv.join("lib/python3/site-packages"));
+    let site =
+        by_version.or_else(|| found.into_iter().next()).unwrap_or_else(|| venv.join("lib/python3/site-packages"));
     must_exist(site, "make the venv with ci/setup-venv.sh (ci/test.sh does)")
 }

@@ -6,11 +6,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use switchyard_core::DeviceKind;
-use switchyard_tests::{plugin, plugin_folder, root, switchyard_bin, temp_dir};
+use switchyard_tests::{plugin, plugin_folder, root, site_packages, switchyard_bin, temp_dir};
 
 fn photo(name: &str) -> PathBuf {
-    let site = root().join(".venv/lib/python3.11/site-packages");
-    let path = site.join(name);
+    let path = site_packages().join(name);
     assert!(path.exists(), "`{}` is missing; run ci/setup.sh", path.display());
     path
 }

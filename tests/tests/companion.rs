@@ -6,13 +6,17 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[cfg(target_os = "linux")]
 use serde_json::Value;
 use switchyard_core::DeviceKind;
-use switchyard_tests::{plugin, root, switchyard_bin, temp_dir, torch_companion};
+#[cfg(target_os = "linux")]
+use switchyard_tests::torch_companion;
+use switchyard_tests::{plugin, root, site_packages, switchyard_bin, temp_dir};
 
 /// The names of the libraries `p` needs, as ldd resolves them (first word
 /// of each line; the load addresses are left out, since hex digits can spell
-/// `c10`).
+/// `c10`). Linux only, as the two tests that use it: macOS has no ldd
+/// (`otool -L` lists install names, not what the loader resolved).
 #[cfg(target_os = "linux")]
 fn ldd(p: &Path) -> Vec<String> {
     let out = String::from_utf8(Command::new("ldd").arg(p).output().expect("ldd").stdout).unwrap();
@@ -44,7 +48,9 @@ fn only_the_companions_link_libtorch_and_the_cuda_one_keeps_libtorch_cuda() {
 }
 
 /// `switchyard inspect-plugin` on the CPU plugin: opens it, checks its health
-/// and reports the runtime libraries the child process mapped.
+/// and reports the runtime libraries the child process mapped. Linux only:
+/// the list comes from `/proc/self/maps` (host/src/plugins/maps.rs), which
+/// macOS does not have, so `runtime_libraries` is absent there.
 #[cfg(target_os = "linux")]
 fn mapped_after_open(with_companion: bool) -> Vec<String> {
     let mut cmd = Command::new(switchyard_bin());
@@ -70,7 +76,7 @@ fn an_opened_cpu_plugin_maps_onnx_runtime_but_no_libtorch_until_its_companion_lo
 }
 
 fn embed_one_image(plugins: &Path, engine: &str) -> Output {
-    let image = root().join(".venv/lib/python3.11/site-packages/skimage/data/astronaut.png");
+    let image = site_packages().join("skimage/data/astronaut.png");
     let mut cmd = Command::new(switchyard_bin());
     cmd.args(["embed", "--out", "/dev/null", "--plugin-dir"])
         .arg(plugins)
@@ -89,7 +95,8 @@ fn without_its_companion_a_plugin_refuses_torchscript_clearly_and_still_runs_onn
     let o = embed_one_image(&dir, "torchscript");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
-    assert!(stderr.contains("libswitchyard_torch_cpu.so") && stderr.contains("not installed next to it"), "{stderr}");
+    let companion = format!("libswitchyard_torch_cpu.{}", std::env::consts::DLL_EXTENSION);
+    assert!(stderr.contains(&companion) && stderr.contains("not installed next to it"), "{stderr}");
     assert!(stderr.contains("ci/build.sh") && stderr.contains("CLIP_ENGINE=onnx"), "{stderr}");
     let o = embed_one_image(&dir, "onnx");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

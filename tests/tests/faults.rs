@@ -5,15 +5,28 @@
 //! The run-time fixtures serve the real backend-cpu until a trigger file
 //! appears (see tests/fixtures/fixture_delegate.rs), so each test shows a
 //! healthy request, the fault, and what still works afterwards.
+//!
+//! Linux only, each marked: the missing-library tests (on macOS the
+//! fixture's dependency is linked by its absolute install name, so nothing
+//! goes missing when the fixture is copied, and the variable is
+//! DYLD_LIBRARY_PATH), and the `FALLBACK=cpu` ones that need it to start
+//! (it checks the libraries the loader mapped in `/proc/self/maps`; where
+//! there is none it is refused, which the last test shows off Linux).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+#[cfg(target_os = "linux")]
+use serde_json::Value;
 use switchyard_core::DeviceKind;
-use switchyard_tests::http::{cosine, make_images, post_json, send, vectors, Reply, Server};
-use switchyard_tests::{artifacts, fixture, plugin, plugin_folder, switchyard_bin, temp_dir};
+#[cfg(target_os = "linux")]
+use switchyard_tests::artifacts;
+#[cfg(target_os = "linux")]
+use switchyard_tests::http::{cosine, vectors};
+use switchyard_tests::http::{make_images, post_json, send, Reply, Server};
+use switchyard_tests::{fixture, plugin, plugin_folder, switchyard_bin, temp_dir};
 
 /// A plugin folder with `fixture_crate` as `libbackend_cpu-<suffix>.so` (tried
 /// before `libbackend_cpu.so`, which is there too), and a trigger path in it.
@@ -119,6 +132,7 @@ fn a_hanging_backend_call_hits_the_deadline_and_marks_the_server_unready() {
 }
 
 /// A folder with the missing-library fixture copied in (its dependency stays behind) and the CPU plugin.
+#[cfg(target_os = "linux")]
 fn missing_library_folder() -> PathBuf {
     let dir = plugin_folder("missing-lib", &[("libbackend_cpu.so", plugin(DeviceKind::Cpu))]);
     let copy = dir.join("libbackend_cpu-needs-lib.so");
@@ -126,6 +140,7 @@ fn missing_library_folder() -> PathBuf {
     dir
 }
 
+#[cfg(target_os = "linux")]
 fn probe_json(folder: &Path, env: &[(&str, &str)]) -> Value {
     let mut cmd = Command::new(switchyard_bin());
     cmd.args(["probe", "--json", "--plugin-dir"]).arg(folder).env("DEVICE", "cpu").env_remove("LD_LIBRARY_PATH");
@@ -134,11 +149,13 @@ fn probe_json(folder: &Path, env: &[(&str, &str)]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+#[cfg(target_os = "linux")]
 fn fixture_report(report: &Value) -> &Value {
     let plugins = report["plugins"].as_array().expect("plugins");
     plugins.iter().find(|p| p["path"].as_str().unwrap().ends_with("needs-lib.so")).expect("the fixture's report")
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_plugin_missing_a_shared_library_is_passed_over_naming_the_library_and_the_fix() {
     let report = probe_json(&missing_library_folder(), &[]);
@@ -151,6 +168,7 @@ fn a_plugin_missing_a_shared_library_is_passed_over_naming_the_library_and_the_f
     assert!(report["selection"]["plugin"].as_str().unwrap().ends_with("/libbackend_cpu.so"), "{report:?}");
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_missing_library_on_ld_library_path_makes_the_plugin_load() {
     let build = artifacts().join("build");
@@ -167,6 +185,7 @@ fn the_missing_library_on_ld_library_path_makes_the_plugin_load() {
     assert_eq!(fixture["failure"]["stage"], "call", "{fixture:?}");
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_server_keeps_serving_past_a_plugin_missing_a_library() {
     let folder = missing_library_folder();
@@ -182,6 +201,7 @@ fn the_server_keeps_serving_past_a_plugin_missing_a_library() {
     assert_ok(&text(&server, "served by the real plugin"), &server);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn fallback_cpu_serves_the_requests_the_selected_device_fails() {
     let (folder, trigger) = fault_folder("fixture-run-fails", "fallback");
@@ -229,6 +249,7 @@ fn an_unknown_fallback_is_a_startup_error() {
     assert!(stderr.contains("`FALLBACK=gpu` is not a fallback device; use cpu"), "{stderr}");
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn fallback_cpu_is_refused_at_startup_when_the_cpu_plugin_maps_another_libtorch() {
     let folder = plugin_folder(
@@ -266,4 +287,31 @@ fn fallback_cpu_is_refused_at_startup_when_the_cpu_plugin_maps_another_libtorch(
     ] {
         assert!(log.contains(says), "the log does not say `{says}`:\n{log}");
     }
+}
+
+/// Off Linux there is no `/proc/self/maps` to check the CPU plugin's libraries
+/// against this process's: `FALLBACK=cpu` stops startup and says so.
+#[cfg(not(target_os = "linux"))]
+#[test]
+fn fallback_cpu_is_refused_where_the_mapped_libraries_cannot_be_checked() {
+    let (folder, trigger) = fault_folder("fixture-run-fails", "fallback-unchecked");
+    let delegate = plugin(DeviceKind::Cpu);
+    let env = [
+        ("DEVICE", "cpu"),
+        ("SWITCHYARD_FIXTURE_DELEGATE", delegate.to_str().unwrap()),
+        ("SWITCHYARD_FIXTURE_TRIGGER", trigger.to_str().unwrap()),
+        ("FALLBACK", "cpu"),
+    ];
+    let mut server = Server::spawn_with_plugins(folder, &["--no-faces"], &env);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let log = server.log_text();
+    assert!(log.contains("`FALLBACK=cpu` is refused: this platform gives no way to check"), "{log}");
 }
