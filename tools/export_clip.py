@@ -2,7 +2,7 @@
 """Export an open_clip CLIP model for the switchyard plugins (TorchScript + ONNX).
 
 Writes <out>/clip/<model>/:
-  visual.pt        TorchScript (torch.jit.trace of model.visual), image tower only
+  visual.pt        TorchScript (trace of tools/clip_common.VisualTower), image tower only
   textual.pt       TorchScript (trace of tools/clip_common.TextTower), text tower only
   visual.onnx      ONNX, input  `image` float32 [B,3,H,W], output `embedding` [B,D]
   textual.onnx     ONNX, input  `text`  int64   [B,L],     output `embedding` [B,D]
@@ -14,6 +14,24 @@ Writes <out>/clip/<model>/:
 Outputs are NOT L2-normalized (`normalized: false` in config.json); the host
 normalizes. The batch axis is dynamic in every file, and so is the text
 tower's sequence axis (config.json: `text_dynamic_length: true`).
+
+One TorchScript file per tower serves float32, float16 and bfloat16
+(config.json: `torchscript_dtypes`). The towers are open_clip's forward passes
+re-stated without dtype casts (tools/clip_common.py says why): a trace of
+open_clip's own modules freezes every `x.to(orig_type)` into a cast to
+float32, and a module converted to half precision then fails with "mixed
+dtype". Without them the torch backend converts the weights and the float
+inputs to the configured dtype at load and the same graph runs in it. Chosen
+over a trace per dtype (visual.float16.pt, ...): those would add about 300 MB
+per dtype to the folder (ViT-B-32's float32 towers are 350 + 254 MB) and two
+more traces and verifications to every export, for no gain: a trace made in
+float16 holds the same ops with other cast constants. The same traces hold no
+arithmetic on shapes (head counts and widths are Python ints), so a GPU never
+syncs with the host on a shape. The verification checks both: every
+TorchScript file is read back and `clip_common.trace_faults` must find no
+constant dtype and no size arithmetic in its graph, and each tower, converted
+to float16 and to bfloat16, must match open_clip in float32 at cosine >=
+0.999 (the figures land in config.json).
 
 Weights:
   --pretrained none    (default; what works offline) the real architecture with
@@ -28,7 +46,9 @@ Weights:
 After exporting, the script reloads every file from disk (torch.jit.load and
 onnxruntime) and compares against open_clip's own model.encode_image /
 model.encode_text at batch sizes 1 and 3; it fails (exit 1, output not
-installed) if any row's cosine similarity is below 0.99999.
+installed) if any row's cosine similarity is below 0.99999 (0.999 for the
+TorchScript towers run in float16 and bfloat16), or if a trace holds a
+dtype constant or shape arithmetic (above).
 
 If <out>/clip/<model>/config.json already describes the same export (model,
 tag, seed, open_clip/torch versions, opset, format version) and every file's
@@ -58,6 +78,9 @@ import torch  # noqa: E402
 import clip_common as cc  # noqa: E402
 
 COSINE_MIN = 0.99999
+# float16 / bfloat16 TorchScript vs open_clip in float32 (bfloat16 keeps 8 bits of mantissa)
+HALF_COSINE_MIN = 0.999
+HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 FILES = ("visual.pt", "textual.pt", "visual.onnx", "textual.onnx", cc.TOKENIZER_FILE)
 
 VERIFY_TEXTS = [
@@ -128,7 +151,7 @@ def random_tokens(n: int, ctx: int, vocab: int, gen: torch.Generator) -> torch.T
     return out
 
 
-def compare(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
+def compare(name: str, got: np.ndarray, ref: np.ndarray, bar: float = COSINE_MIN) -> dict:
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if got.shape != ref.shape:
@@ -136,10 +159,10 @@ def compare(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
     diff = float(np.max(np.abs(got - ref)))
     cos = np.sum(got * ref, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
     cmin = float(np.min(cos))
-    ok = bool(np.all(np.isfinite(got))) and cmin >= COSINE_MIN
+    ok = bool(np.all(np.isfinite(got))) and cmin >= bar
     log(f"  {name:<36} max|diff|={diff:.3e}  min cosine={cmin:.9f} (1-cos={1 - cmin:.1e})"
         f"  ref max|x|={np.max(np.abs(ref)):.3f}  {'ok' if ok else 'FAIL'}")
-    return {"max_abs_diff": diff, "min_cosine": cmin, "ok": ok}
+    return {"max_abs_diff": diff, "min_cosine": cmin, "median_cosine": float(np.median(cos)), "ok": ok}
 
 
 def main() -> int:
@@ -194,7 +217,7 @@ def main() -> int:
     if not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
         raise SystemExit(f"{args.model} uses {type(tokenizer).__name__}; only the CLIP BPE tokenizer is supported")
 
-    visual = model.visual.eval()
+    visual = cc.VisualTower(model).eval()
     textual = cc.TextTower(model).eval()
 
     parent = os.path.dirname(dst)
@@ -208,50 +231,43 @@ def main() -> int:
     ex_img = torch.randn(2, 3, size, size, generator=gen)
     ex_txt = text_batch(tokenizer, 2)
 
-    # Keep nn.MultiheadAttention off its fused "fast path" while tracing, so the
-    # graphs hold plain aten ops (portable, and exportable to ONNX).
-    prev_fast = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t = time.perf_counter()
-            ts_v = torch.jit.trace(visual, ex_img, check_trace=False)
-            ts_v.save(os.path.join(tmp, "visual.pt"))
-            timings["trace_visual_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            ts_t = torch.jit.trace(textual, ex_txt, check_trace=False)
-            ts_t.save(os.path.join(tmp, "textual.pt"))
-            timings["trace_textual_s"] = time.perf_counter() - t
-            log(f"traced TorchScript: visual {timings['trace_visual_s']:.1f}s, textual {timings['trace_textual_s']:.1f}s")
-            del ts_v, ts_t
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        ts_v = torch.jit.trace(visual, ex_img, check_trace=False)
+        ts_v.save(os.path.join(tmp, "visual.pt"))
+        timings["trace_visual_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ts_t = torch.jit.trace(textual, ex_txt, check_trace=False)
+        ts_t.save(os.path.join(tmp, "textual.pt"))
+        timings["trace_textual_s"] = time.perf_counter() - t
+        log(f"traced TorchScript: visual {timings['trace_visual_s']:.1f}s, textual {timings['trace_textual_s']:.1f}s")
+        del ts_v, ts_t
 
-            for name, mod, ex, in_name in (
-                ("visual", visual, ex_img, "image"),
-                ("textual", textual, ex_txt, "text"),
-            ):
-                t = time.perf_counter()
-                path = os.path.join(tmp, f"{name}.onnx")
-                torch.onnx.export(
-                    mod,
-                    (ex,),
-                    path,
-                    dynamo=False,
-                    export_params=True,
-                    opset_version=args.opset,
-                    do_constant_folding=True,
-                    input_names=[in_name],
-                    output_names=["embedding"],
-                    dynamic_axes={
-                        in_name: {0: "batch", 1: "seq"} if name == "textual" else {0: "batch"},
-                        "embedding": {0: "batch"},
-                    },
-                )
-                onnx.checker.check_model(path)
-                timings[f"onnx_{name}_s"] = time.perf_counter() - t
-                log(f"exported ONNX {name} (opset {args.opset}) in {timings[f'onnx_{name}_s']:.1f}s")
-    finally:
-        torch.backends.mha.set_fastpath_enabled(prev_fast)
+        for name, mod, ex, in_name in (
+            ("visual", visual, ex_img, "image"),
+            ("textual", textual, ex_txt, "text"),
+        ):
+            t = time.perf_counter()
+            path = os.path.join(tmp, f"{name}.onnx")
+            torch.onnx.export(
+                mod,
+                (ex,),
+                path,
+                dynamo=False,
+                export_params=True,
+                opset_version=args.opset,
+                do_constant_folding=True,
+                input_names=[in_name],
+                output_names=["embedding"],
+                dynamic_axes={
+                    in_name: {0: "batch", 1: "seq"} if name == "textual" else {0: "batch"},
+                    "embedding": {0: "batch"},
+                },
+            )
+            onnx.checker.check_model(path)
+            timings[f"onnx_{name}_s"] = time.perf_counter() - t
+            log(f"exported ONNX {name} (opset {args.opset}) in {timings[f'onnx_{name}_s']:.1f}s")
 
     shutil.copyfile(cc.default_tokenizer_path(), os.path.join(tmp, cc.TOKENIZER_FILE))
 
@@ -292,6 +308,14 @@ def main() -> int:
         if k in sd_v and not torch.equal(sd_v[k], ref_sd[k]):
             log(f"  VERIFY FAILED: visual.pt[{k}] differs from model.visual")
             all_ok = False
+    # one graph for every dtype, and no device syncs on shapes
+    for fname, ld in (("visual.pt", ld_v), ("textual.pt", ld_t)):
+        faults = cc.trace_faults(ld)
+        if faults:
+            log(f"  VERIFY FAILED: {fname}: {len(faults)} trace faults, the first: {faults[0]}")
+            all_ok = False
+        else:
+            log(f"  {fname}: no constant dtype and no shape arithmetic in the graph")
 
     with torch.no_grad():
         for b in (1, 3):
@@ -326,11 +350,27 @@ def main() -> int:
             results[f"textual_ts_cut_{tag_l}"] = rc
             results[f"textual_onnx_cut_{tag_l}"] = rc2
             all_ok &= rc["ok"] and rc2["ok"]
+        # the TorchScript towers in half precision, converted as the torch
+        # backend converts them (weights and float inputs), vs float32 open_clip
+        img = torch.randn(3, 3, size, size, generator=gen)
+        toks = text_batch(tokenizer, 3)
+        ref_i, ref_t = model.encode_image(img).numpy(), model.encode_text(toks).numpy()
+        for dname, dt in HALF_DTYPES.items():
+            hv = torch.jit.load(os.path.join(tmp, "visual.pt"), map_location="cpu").to(dt).eval()
+            ht = torch.jit.load(os.path.join(tmp, "textual.pt"), map_location="cpu").to(dt).eval()
+            r = compare(f"visual   B=3 torchscript {dname}", hv(img.to(dt)).float().numpy(), ref_i, HALF_COSINE_MIN)
+            r2 = compare(f"textual  tokenized B=3 torchscript {dname}", ht(toks).float().numpy(), ref_t,
+                         HALF_COSINE_MIN)
+            results[f"visual_ts_{dname}_b3"] = r
+            results[f"textual_ts_{dname}_tokenized_b3"] = r2
+            all_ok &= r["ok"] and r2["ok"]
+            del hv, ht
     timings["verify_s"] = time.perf_counter() - t
     del sess_v, sess_t, ld_v, ld_t
 
     if not all_ok:
-        log(f"\nVERIFY FAILED (cosine < {COSINE_MIN} or wrong weights); the export is left in {tmp} for inspection")
+        log(f"\nVERIFY FAILED (a cosine below its bar, wrong weights or a trace fault); the export is left in {tmp}"
+            " for inspection")
         return 1
 
     # ---------------------------------------------------------------- config
@@ -364,6 +404,7 @@ def main() -> int:
         "pad_token_id": 0,
         "text_pooling": "argmax",
         "text_dynamic_length": True,
+        "torchscript_dtypes": list(cc.TORCHSCRIPT_DTYPES),
         "inputs": {
             "visual": {"name": "image", "dtype": "float32", "shape": ["batch", 3, size, size]},
             "textual": {"name": "text", "dtype": "int64", "shape": ["batch", f"seq<={ctx}"]},
@@ -373,7 +414,8 @@ def main() -> int:
         "onnxruntime_version": ort.__version__,
         "sha256": sha,
         "file_bytes": sizes,
-        "verification": {"cosine_min_required": COSINE_MIN, "results": results},
+        "verification": {"cosine_min_required": COSINE_MIN, "half_cosine_min_required": HALF_COSINE_MIN,
+                         "results": results},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "created_by": "tools/export_clip.py",
     })
