@@ -1,6 +1,14 @@
 //! The companion's `Backend`: a table of loaded TorchScript models on one
 //! libtorch device. The plugin's `EngineBackend` routes `torchscript` models
 //! here; every method runs behind the panic barrier.
+//!
+//! A model runs in the backend's dtype (`DTYPE`, the plugin's default) unless
+//! its spec says `dtype=...`. A spec may also say which dtypes its file can
+//! run in (`dtypes=float32,float16,bfloat16`, from the CLIP export's
+//! config.json): a trace that froze casts to float32 fails in half precision
+//! with "mixed dtype" on its first call, so a dtype outside that list is
+//! refused at load, with the spec's `export_hint` (the command that makes an
+//! export for it).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +22,7 @@ use switchyard_core::abi::{
 use switchyard_core::guard::guard;
 use switchyard_engine::EngineError;
 
-use crate::model::{parse_dtype, TorchModel};
+use crate::model::{dtype_name, parse_dtype, TorchModel};
 use crate::TorchError;
 
 /// TorchScript models on one device.
@@ -50,10 +58,22 @@ impl TorchBackend {
         if spec.format.as_str() != "torchscript" {
             return Err(EngineError::UnknownFormat { format: spec.format.to_string() }.into());
         }
-        let dtype = match spec.options.iter().find(|kv| kv.0.as_str() == "dtype") {
-            Some(raw) => parse_dtype(raw.1.as_str())?,
+        let option = |key: &str| spec.options.iter().find(|kv| kv.0.as_str() == key).map(|kv| kv.1.as_str());
+        let dtype = match option("dtype") {
+            Some(raw) => parse_dtype(raw)?,
             None => self.dtype,
         };
+        if let Some(exported) = option("dtypes") {
+            let listed = exported.split(',').map(parse_dtype).any(|d| matches!(d, Ok(d) if d == dtype));
+            if !listed {
+                return Err(TorchError::DtypeNotExported {
+                    path: spec.path.to_string(),
+                    dtype: dtype_name(dtype),
+                    exported: exported.to_string(),
+                    hint: option("export_hint").unwrap_or("re-export the model for it, or set `DTYPE=float32`").into(),
+                });
+            }
+        }
         let model = TorchModel::load(&spec.name, path, self.device, dtype)?;
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.models.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(model));

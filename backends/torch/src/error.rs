@@ -15,6 +15,9 @@ pub enum TorchError {
         #[source]
         source: tch::TchError,
     },
+    /// The model file cannot run in the configured dtype (its export says so).
+    #[error("`{path}` is exported for {exported} only, not {dtype}: {hint}")]
+    DtypeNotExported { path: String, dtype: &'static str, exported: String, hint: String },
     /// A failure shared with the ONNX side (bad input, unknown handle, ...).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -24,6 +27,7 @@ impl From<TorchError> for BackendError {
     fn from(e: TorchError) -> Self {
         match e {
             TorchError::Engine(inner) => inner.into(),
+            e @ TorchError::DtypeNotExported { .. } => BackendError::new(ErrorCode::UNSUPPORTED, e.to_string()),
             torch @ TorchError::Torch { .. } => {
                 let message = switchyard_core::guard::error_chain(&torch);
                 let code = if is_oom(&message) { ErrorCode::OUT_OF_MEMORY } else { ErrorCode::INTERNAL };

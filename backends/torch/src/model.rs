@@ -1,8 +1,13 @@
 //! TorchScript models through tch (libtorch), on the plugin's device.
 //!
 //! Models are loaded straight onto the device and switched to eval mode;
-//! every call runs under no-grad. An optional dtype (float16/bfloat16 on GPUs)
-//! converts the module's weights once at load and float inputs per call.
+//! every call runs under no-grad. An optional dtype (float16/bfloat16)
+//! converts the module's float weights and buffers once at load and float
+//! inputs per call; outputs go back as float32. That is all a graph without
+//! dtype constants needs to run in that dtype (the CLIP exports since format
+//! 3, tools/clip_common.py); one with frozen casts to float32 fails with
+//! "mixed dtype", which the `dtypes` spec option catches at load
+//! (crate::backend).
 
 use std::path::Path;
 
@@ -78,6 +83,15 @@ impl TorchModel {
             }
         }
         Ok(())
+    }
+}
+
+/// The option spelling of a parsed dtype (`float32` for `None`).
+pub fn dtype_name(dtype: Option<DType>) -> &'static str {
+    match dtype {
+        Some(DType::F16) => "float16",
+        Some(DType::BF16) => "bfloat16",
+        _ => "float32",
     }
 }
 

@@ -37,9 +37,31 @@ pub struct ClipConfig {
     /// the longest row's EOT is cut before the call (see [`cut_padding`]).
     #[serde(default)]
     pub text_dynamic_length: bool,
+    /// The dtypes the TorchScript towers run in (exports since format 3:
+    /// float32, float16, bfloat16). Older exports traced open_clip's casts to
+    /// float32 into the graph and run in float32 only.
+    #[serde(default = "default_torchscript_dtypes")]
+    pub torchscript_dtypes: Vec<String>,
     /// The BPE vocabulary file in the folder.
     #[serde(default = "default_tokenizer", alias = "tokenizer_file")]
     pub tokenizer: String,
+}
+
+impl ClipConfig {
+    /// What the torch backend needs to refuse a dtype the export cannot run
+    /// in, with the command that makes one that can (the backend picks the
+    /// dtype: `DTYPE`, else float16 on CUDA, float32 elsewhere).
+    fn torchscript_options(&self, dir: &Path) -> Vec<(String, String)> {
+        let out = dir.parent().and_then(Path::parent).unwrap_or(Path::new("models"));
+        let pretrained = self.pretrained.as_deref().unwrap_or("none");
+        let hint = format!(
+            "re-export it with `python tools/export_clip.py --model {} --pretrained {pretrained} --out {}` \
+             (ci/make-models.sh does for ViT-B-32), or set `DTYPE=float32`",
+            self.model,
+            out.display()
+        );
+        vec![("dtypes".into(), self.torchscript_dtypes.join(",")), ("export_hint".into(), hint)]
+    }
 }
 
 fn default_interpolation() -> String {
@@ -47,6 +69,9 @@ fn default_interpolation() -> String {
 }
 fn default_resize_mode() -> String {
     "shortest".into()
+}
+fn default_torchscript_dtypes() -> Vec<String> {
+    vec!["float32".into()]
 }
 fn default_tokenizer() -> String {
     "bpe_simple_vocab_16e6.txt.gz".into()
@@ -139,6 +164,10 @@ impl ClipModel {
     pub fn load(backend: Arc<BackendBox>, dir: &Path, engine: ClipEngine) -> Result<Self, ClipError> {
         let config = Self::read_config(dir)?;
         let (visual_file, textual_file, format) = engine.files();
+        let options = match engine {
+            ClipEngine::Torchscript => config.torchscript_options(dir),
+            ClipEngine::Onnx => Vec::new(),
+        };
         let mut specs = Vec::new();
         for (file, tower) in [(visual_file, TOWERS[0]), (textual_file, TOWERS[1])] {
             let path = dir.join(file);
@@ -149,7 +178,7 @@ impl ClipModel {
                 name: format!("clip/{}/{tower}", config.model).into(),
                 path: path.display().to_string().into(),
                 format: format.into(),
-                options: kv::<&str, &str>([]),
+                options: kv(options.clone()),
             });
         }
         let towers = ResidentSet::load(backend, specs).map_err(loading)?;
