@@ -28,9 +28,10 @@ pub fn render(out: &ProbeOutput) -> String {
         None => {
             let _ = writeln!(
                 s,
-                "cuda          {} device(s), driver {} ({})",
+                "cuda          {} device(s), driver CUDA {} release {} ({})",
                 cuda.devices.len(),
                 cuda.driver_version.as_deref().unwrap_or("?"),
+                cuda.driver_release.as_deref().unwrap_or("?"),
                 cuda.driver_library.as_deref().unwrap_or("?")
             );
             for d in &cuda.devices {

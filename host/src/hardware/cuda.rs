@@ -25,6 +25,9 @@ pub struct CudaReport {
     pub driver_library: Option<String>,
     /// e.g. `13.0` (the CUDA version the driver supports).
     pub driver_version: Option<String>,
+    /// The driver release, e.g. `580.95.05` (what `nvidia-smi` shows), from
+    /// `/proc/driver/nvidia/version` on Linux; `None` elsewhere or without it.
+    pub driver_release: Option<String>,
     /// The visible devices.
     pub devices: Vec<CudaDevice>,
     /// Why there are none, when there are none.
@@ -43,7 +46,13 @@ impl CudaReport {
     }
 
     fn unavailable(driver_library: Option<String>, driver_version: Option<String>, reason: String) -> Self {
-        CudaReport { driver_library, driver_version, devices: vec![], unavailable_reason: Some(reason) }
+        CudaReport {
+            driver_library,
+            driver_version,
+            driver_release: driver_release(),
+            devices: vec![],
+            unavailable_reason: Some(reason),
+        }
     }
 }
 
@@ -164,5 +173,34 @@ unsafe fn query(lib: &libloading::Library, name: &str) -> CudaReport {
         });
     }
     let unavailable_reason = devices.is_empty().then(|| "the CUDA driver reports no device".to_string());
-    CudaReport { driver_library: library, driver_version, devices, unavailable_reason }
+    CudaReport {
+        driver_library: library,
+        driver_version,
+        driver_release: driver_release(),
+        devices,
+        unavailable_reason,
+    }
+}
+
+/// The kernel module's release, from `/proc/driver/nvidia/version`
+/// (`NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue ...`).
+fn driver_release() -> Option<String> {
+    parse_driver_release(&std::fs::read_to_string("/proc/driver/nvidia/version").ok()?)
+}
+
+fn parse_driver_release(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
+    line.split_whitespace()
+        .find(|w| w.contains('.') && w.split('.').all(|p| p.parse::<u32>().is_ok()))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod release_tests {
+    #[test]
+    fn the_driver_release_is_read_from_the_kernel_module_line() {
+        let text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue Sep 23 09:00:00 UTC 2025\nGCC version:  gcc 12.2.0\n";
+        assert_eq!(super::parse_driver_release(text).as_deref(), Some("580.95.05"));
+        assert_eq!(super::parse_driver_release("GCC version: 12.2.0"), None);
+    }
 }
