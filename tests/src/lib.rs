@@ -31,7 +31,10 @@ fn must_exist(path: PathBuf, how: &str) -> PathBuf {
 /// The folder the plugins under test are in: `SWITCHYARD_TEST_PLUGIN_DIR`
 /// (e.g. plugins installed from packages, tests/relocated.sh), else the build's.
 fn plugin_folder_under_test() -> PathBuf {
-    std::env::var_os("SWITCHYARD_TEST_PLUGIN_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(artifacts)
+    std::env::var_os("SWITCHYARD_TEST_PLUGIN_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(artifacts)
 }
 
 /// A built plugin, e.g. `target/release/libbackend_cpu.so`.
@@ -66,14 +69,12 @@ pub fn switchyard_bin() -> PathBuf {
 /// The contract models made by tools/make_test_models.py.
 pub fn test_models() -> PathBuf {
     // SWITCHYARD_TEST_MODELS: where a copied test binary finds them on another machine (the GPU bundle).
-    let dir = std::env::var_os("SWITCHYARD_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("models/test"));
-    must_exist(
-        dir.join("meta.json"),
-        "run `.venv/bin/python tools/make_test_models.py` (ci/test.sh does)",
-    )
-    .parent()
-    .expect("file has a folder")
-    .to_path_buf()
+    let dir =
+        std::env::var_os("SWITCHYARD_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("models/test"));
+    must_exist(dir.join("meta.json"), "run `.venv/bin/python tools/make_test_models.py` (ci/test.sh does)")
+        .parent()
+        .expect("file has a folder")
+        .to_path_buf()
 }
 
 /// Reads a little-endian f32 file.
