@@ -10,6 +10,11 @@ use std::process::{Command, Output};
 use switchyard_core::DeviceKind;
 use switchyard_tests::{plugin, root, switchyard_bin, temp_dir, torch_companion};
 
+/// A library's file name on this platform (`libfoo.so`, `libfoo.dylib`).
+fn lib(stem: &str) -> String {
+    switchyard_core::runtimes::lib_file(stem)
+}
+
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("switchyard runs")
 }
@@ -110,7 +115,7 @@ fn a_package_holds_plugin_companion_and_a_manifest_without_build_paths() {
     assert!(name.starts_with("switchyard-backend-cpu-") && name.ends_with(".tar.gz"), "{name}");
     let items = entries(&package);
     let names: Vec<&str> = items.iter().map(|i| i.0.as_str()).collect();
-    assert_eq!(names, ["manifest.json", "libbackend_cpu.so", "libswitchyard_torch_cpu.so"]);
+    assert_eq!(names, ["manifest.json".to_string(), lib("backend_cpu"), lib("switchyard_torch_cpu")]);
     let m: serde_json::Value = serde_json::from_slice(&items[0].2).unwrap();
     assert_eq!(m["device_kind"], "cpu");
     assert_eq!(m["abi"]["major"], 1);
@@ -133,21 +138,21 @@ fn a_good_package_installs_and_is_listed() {
     let msg = text(&out);
     assert!(out.status.success(), "{msg}");
     assert!(msg.contains("SIGHUP") && msg.contains("POST /admin/reload"), "{msg}");
-    for f in ["libbackend_cpu.so", "libswitchyard_torch_cpu.so", "libbackend_cpu.so.manifest.json"] {
-        assert!(dir.join(f).is_file(), "{f} missing: {msg}");
+    for f in [lib("backend_cpu"), lib("switchyard_torch_cpu"), format!("{}.manifest.json", lib("backend_cpu"))] {
+        assert!(dir.join(&f).is_file(), "{f} missing: {msg}");
     }
     assert!(!std::fs::read_dir(&dir).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with('.')));
     let listed = run(Command::new(switchyard_bin()).args(["plugin", "list", "--plugin-dir"]).arg(&dir));
     let list = text(&listed);
     assert!(listed.status.success(), "{list}");
-    assert!(list.contains("libbackend_cpu.so") && list.contains("sha256 matches its manifest"), "{list}");
+    assert!(list.contains(&lib("backend_cpu")) && list.contains("sha256 matches its manifest"), "{list}");
     assert!(list.contains("libtorch") && list.contains("onnxruntime"), "{list}");
 }
 
 #[test]
 fn a_bad_sha256_is_refused() {
     let bad = altered("sha", |items| {
-        let plugin = items.iter_mut().find(|i| i.0 == "libbackend_cpu.so").unwrap();
+        let plugin = items.iter_mut().find(|i| i.0 == lib("backend_cpu")).unwrap();
         let last = plugin.2.len() - 1;
         plugin.2[last] ^= 0xff;
     });
@@ -166,11 +171,12 @@ fn a_manifest_that_lies_about_the_abi_is_refused() {
     let bytes = std::fs::read(&liar).unwrap();
     let sha = switchyard::plugins::load::sha256_hex(&liar).unwrap();
     let bad = altered("liar", |items| {
-        items.retain(|i| i.0 != "libswitchyard_torch_cpu.so");
-        let plugin = items.iter_mut().find(|i| i.0 == "libbackend_cpu.so").unwrap();
+        items.retain(|i| i.0 != lib("switchyard_torch_cpu"));
+        let plugin = items.iter_mut().find(|i| i.0 == lib("backend_cpu")).unwrap();
         plugin.2 = bytes.clone();
         manifest_mut(items, |m| {
-            m["files"] = serde_json::json!([{"name": "libbackend_cpu.so", "role": "plugin", "sha256": sha, "size": bytes.len()}]);
+            m["files"] =
+                serde_json::json!([{"name": lib("backend_cpu"), "role": "plugin", "sha256": sha, "size": bytes.len()}]);
         });
     });
     refused(&bad, "liar", "manifest says ABI 1.0, but the plugin in it speaks ABI");
@@ -184,8 +190,9 @@ fn a_file_writable_by_others_is_refused() {
 
 #[test]
 fn a_path_escaping_the_folder_is_refused() {
-    let bad = altered("escape", |items| items[1].0 = "../libbackend_cpu.so".into());
-    refused(&bad, "escape", "`../libbackend_cpu.so` is not a plain file name");
+    let escaping = format!("../{}", lib("backend_cpu"));
+    let bad = altered("escape", |items| items[1].0 = escaping.clone());
+    refused(&bad, "escape", &format!("`{escaping}` is not a plain file name"));
     let bad = altered("link", |items| {
         items.push(("libevil.so".into(), 0o755, Vec::new(), tar::EntryType::Symlink));
     });
@@ -235,6 +242,8 @@ fn a_missing_libtorch_is_named_with_the_fix() {
     assert!(msg.contains("pip install torch==2.11.0"), "{msg}");
 }
 
+// `cp -al` (a hard-linked copy of torch/) is GNU cp's.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_wrong_torch_version_is_refused_with_both_versions() {
     let fake = temp_dir("old-torch").join("torch");
