@@ -37,3 +37,16 @@ step() { printf '\n== %s\n' "$*" >&2; }
 sha256() {
   if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
 }
+# Fails when any package names a build folder of this machine (the venv,
+# target/): what ships must not depend on where it was built.
+check_no_build_paths() {
+  local pkg needle
+  for pkg in "$@"; do
+    for needle in "$VENV" "$ROOT/target"; do
+      if tar -xzOf "$pkg" | grep -qaF "$needle"; then
+        echo "error: $pkg contains the build path $needle" >&2
+        return 1
+      fi
+    done
+  done
+}

@@ -55,14 +55,7 @@ strip "$stage/host/switchyard"
 (cd "$stage/host" && sha256sum switchyard >SHA256SUMS)
 tar -C "$stage/host" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out/packages/$(basename "${host_pkg[0]}")" \
   switchyard SHA256SUMS
-for pkg in "$out"/packages/*.tar.gz; do
-  for needle in "$VENV" "$ROOT/target"; do
-    if tar -xzOf "$pkg" | grep -qaF "$needle"; then
-      echo "error: $pkg contains the build path $needle" >&2
-      exit 1
-    fi
-  done
-done
+check_no_build_paths "$out"/packages/*.tar.gz
 
 step "the contract test binary"
 exe="$(cargo test --release -p switchyard-tests --test contract --no-run --locked --message-format=json 2>"$stage/cargo.err" |

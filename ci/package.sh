@@ -33,12 +33,5 @@ tar --version 2>/dev/null | grep -q GNU && reproducible=(--owner=0 --group=0 --n
 tar -C "$stage" ${reproducible[@]+"${reproducible[@]}"} -czf "$host_pkg" switchyard SHA256SUMS
 echo "$host_pkg" >&2
 # Nothing of this machine's build folders may be in a package.
-for pkg in "$out"/switchyard-*.tar.gz; do
-  for needle in "$VENV" "$ROOT/target"; do
-    if tar -xzOf "$pkg" | grep -qaF "$needle"; then
-      echo "error: $pkg contains the build path $needle" >&2
-      exit 1
-    fi
-  done
-done
+check_no_build_paths "$out"/switchyard-*.tar.gz
 echo "packages checked: none contains $VENV or $ROOT/target" >&2
