@@ -28,5 +28,11 @@ until curl -sf "$url/ready" >/dev/null; do
   kill -0 $pid 2>/dev/null || { echo "server exited; see $out/serve.log" >&2; exit 1; }
   sleep 0.2
 done
+# A server that could not bind leaves the port to whoever holds it: make sure
+# the one answering is ours (two checkouts' test runs at once collide here).
+sleep 0.5
+kill -0 $pid 2>/dev/null || { echo "server exited (port $port taken? set SOAK_PORT); see $out/serve.log" >&2; exit 1; }
+curl -sf "$url/info" | grep -q "\"pid\":$pid[,}]" \
+  || { echo "the server on port $port is not the one this script started (pid $pid); set SOAK_PORT" >&2; exit 1; }
 step "soak: ${SOAK_SECONDS:-600} s, ${SOAK_CONCURRENCY:-32} clients, server pid $pid"
 "$bin/soak" --url "$url" --pid "$pid" --images "$images" | tee "$out/result.json"
