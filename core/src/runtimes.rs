@@ -252,9 +252,23 @@ pub fn site_packages_of_prefix(prefix: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The site-packages of a python executable, asked of it (no torch import:
-/// about 20 ms).
+/// The site-packages of a python executable, asked of it once per process
+/// (no torch import: about 20 ms; `probe` and `/info` ask again and again).
 fn site_packages_of_python(python: &Path) -> Vec<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static ASKED: Mutex<Option<HashMap<PathBuf, Vec<PathBuf>>>> = Mutex::new(None);
+    let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
+    let asked = asked.get_or_insert_with(HashMap::new);
+    if let Some(dirs) = asked.get(python) {
+        return dirs.clone();
+    }
+    let dirs = ask_python(python);
+    asked.insert(python.to_path_buf(), dirs.clone());
+    dirs
+}
+
+fn ask_python(python: &Path) -> Vec<PathBuf> {
     let script = "import site,sysconfig\nfor p in site.getsitepackages()+[site.getusersitepackages(),sysconfig.get_paths()['purelib']]: print(p)";
     let Ok(out) = std::process::Command::new(python)
         .args(["-I", "-c", script])
