@@ -131,3 +131,15 @@ pub fn site_packages() -> PathBuf {
         by_version.or_else(|| found.into_iter().next()).unwrap_or_else(|| venv.join("lib/python3/site-packages"));
     must_exist(site, "make the venv with ci/setup-venv.sh (ci/test.sh does)")
 }
+
+/// The venv's python (open_clip, insightface: the parity references).
+pub fn venv_python() -> PathBuf {
+    must_exist(root().join(".venv/bin/python"), "run ci/setup.sh")
+}
+
+/// The CLIP export the tests use (models/clip/ViT-B-32).
+pub fn clip_model_dir() -> PathBuf {
+    let dir = root().join("models/clip/ViT-B-32");
+    must_exist(dir.join("config.json"), "no CLIP export; run ci/make-models.sh (ci/test.sh does)");
+    dir
+}

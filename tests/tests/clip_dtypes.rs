@@ -24,17 +24,7 @@ use switchyard_tests::{plugin, root, temp_dir};
 
 const HALF_MIN_COSINE: f32 = 0.999;
 
-fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(py.exists(), "`{}` is missing; run ci/setup.sh", py.display());
-    py
-}
-
-fn clip_dir() -> PathBuf {
-    let dir = root().join("models/clip/ViT-B-32");
-    assert!(dir.join("config.json").exists(), "no CLIP export; run ci/make-models.sh (ci/test.sh does)");
-    dir
-}
+use switchyard_tests::{clip_model_dir as clip_dir, venv_python as python};
 
 fn cpu_backend(dtype: &str) -> Arc<BackendBox> {
     let loaded = LoadedPlugin::load(&plugin(DeviceKind::Cpu)).expect("cpu plugin loads");

@@ -22,17 +22,7 @@ const MIN_COSINE: f32 = 0.9999;
 /// The bar for the reduced-scale JPEG decode, which changes pixels on purpose.
 const SCALED_MIN_COSINE: f32 = 0.999;
 
-fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(py.exists(), "`{}` is missing; run ci/setup.sh", py.display());
-    py
-}
-
-fn clip_dir() -> PathBuf {
-    let dir = root().join("models/clip/ViT-B-32");
-    assert!(dir.join("config.json").exists(), "no CLIP export; run ci/make-models.sh (ci/test.sh does)");
-    dir
-}
+use switchyard_tests::{clip_model_dir as clip_dir, venv_python as python};
 
 fn run_python(args: &[&str]) -> String {
     let out = Command::new(python()).args(args).current_dir(root()).output().expect("python runs");
