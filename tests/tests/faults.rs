@@ -268,14 +268,7 @@ fn fallback_cpu_is_refused_at_startup_when_the_cpu_plugin_maps_another_libtorch(
         ("FALLBACK", "cpu"),
     ];
     let mut server = Server::spawn_with_plugins(folder, &["--no-faces"], &env);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_status(&mut server);
     assert!(!status.success());
     let log = server.log_text();
     for says in [
@@ -303,15 +296,20 @@ fn fallback_cpu_is_refused_where_the_mapped_libraries_cannot_be_checked() {
         ("FALLBACK", "cpu"),
     ];
     let mut server = Server::spawn_with_plugins(folder, &["--no-faces"], &env);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_status(&mut server);
     assert!(!status.success());
     let log = server.log_text();
     assert!(log.contains("`FALLBACK=cpu` is refused: this platform gives no way to check"), "{log}");
+}
+
+/// Waits (at most 60 s) for a server that must refuse to start, and returns how it exited.
+fn exit_status(server: &mut Server) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the server did not stop:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
