@@ -18,7 +18,7 @@ pub fn parse_bool_flag(name: &str, raw: &str) -> Result<bool, BoolFlagError> {
 
 /// A boolean environment flag held something else.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{name}={value}` is not a boolean; use true, 1, yes (or false, 0, no)")]
+#[error("`{name}={value}` is not a boolean; use true/false, 1/0, yes/no or on/off (any case)")]
 pub struct BoolFlagError {
     /// The variable's name, e.g. `FORCE_CPU`.
     pub name: String,

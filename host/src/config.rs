@@ -14,6 +14,21 @@ use switchyard_core::select::SelectSettings;
 use switchyard_core::settings::{parse_bool_flag, parse_onnx_providers, ExecutionProvider};
 use switchyard_core::DeviceSpec;
 
+/// What every boolean setting accepts, said once in `--help`.
+pub const BOOLEAN_VALUES_HELP: &str =
+    "Boolean settings (a flag or its environment variable) take true/false, 1/0, yes/no or on/off, in any case.";
+
+/// The value parser of every boolean flag: the values `FORCE_CPU` takes, so that
+/// `SWITCHYARD_QUIET=1` works as `FORCE_CPU=1` does (clap's own bool parser takes
+/// only `true` and `false`).
+pub fn boolish(raw: &str) -> Result<bool, String> {
+    if raw.trim().is_empty() {
+        return Err("an empty value is not a boolean; use true/false, 1/0, yes/no or on/off".into());
+    }
+    parse_bool_flag("", raw)
+        .map_err(|_| format!("`{raw}` is not a boolean; use true/false, 1/0, yes/no or on/off (any case)"))
+}
+
 /// Which device to use.
 #[derive(Debug, Clone, Args)]
 pub struct DeviceArgs {
@@ -163,6 +178,129 @@ impl ModelArgs {
             "torchscript" | "ts" => Ok(Some(ClipEngine::Torchscript)),
             "onnx" => Ok(Some(ClipEngine::Onnx)),
             other => anyhow::bail!("`CLIP_ENGINE={other}` is not an engine; use auto, torchscript or onnx"),
+        }
+    }
+}
+
+/// The face detector's settings, the same flags and variables for `serve` and
+/// `embed` (insightface's `FaceAnalysis` defaults).
+#[derive(Debug, Clone, Args)]
+pub struct FaceDetectArgs {
+    /// Detector input size, `WxH` or `N` for a square (multiples of 32).
+    #[arg(long, env = "SWITCHYARD_FACE_DET_SIZE", default_value = "640x640", value_parser = parse_det_size)]
+    pub face_det_size: (usize, usize),
+    /// Minimum detection score (insightface `det_thresh`; `FACE_DET_THRESHOLD` is the deprecated name).
+    #[arg(long, alias = "face-threshold", env = "SWITCHYARD_FACE_DET_THRESHOLD", default_value_t = 0.5)]
+    pub face_det_threshold: f32,
+    /// NMS IoU above which the lower-scored of two boxes is dropped.
+    #[arg(long, env = "SWITCHYARD_FACE_NMS_THRESHOLD", default_value_t = 0.4)]
+    pub face_nms_threshold: f32,
+    /// Keep at most this many faces per image, largest and most central first (0: all;
+    /// `FACE_MAX_NUM` is the deprecated name).
+    #[arg(long, env = "SWITCHYARD_FACE_MAX_NUM", default_value_t = 0)]
+    pub face_max_num: usize,
+}
+
+fn parse_det_size(value: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{value}` is not a detector size; use WxH or N with multiples of 32, e.g. 640x640");
+    let (w, h) = match value.trim().split_once(['x', 'X']) {
+        Some((w, h)) => (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?),
+        None => {
+            let n = value.trim().parse().map_err(|_| bad())?;
+            (n, n)
+        }
+    };
+    if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// For a clap "invalid value" error whose value came from an environment
+/// variable (clap names only the flag), the line that names the variable and
+/// its value, so that `SWITCHYARD_QUIET=maybe` is found where it was set.
+pub fn env_source_note(error: &clap::Error, command: &clap::Command) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(error.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else { return None };
+    let long = flag.trim_start_matches('-').split([' ', '=']).next().unwrap_or_default().to_string();
+    let given: Vec<String> = std::env::args().collect();
+    if given.iter().any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}="))) {
+        return None;
+    }
+    let mut stack = vec![command];
+    while let Some(c) = stack.pop() {
+        for arg in c.get_arguments().filter(|a| a.get_long() == Some(long.as_str())) {
+            let Some(var) = arg.get_env() else { continue };
+            if let Some(value) = std::env::var_os(var) {
+                let var = var.to_string_lossy();
+                return Some(format!(
+                    "note: the value comes from the environment: `{var}={}`; fix or unset `{var}`",
+                    value.to_string_lossy()
+                ));
+            }
+        }
+        stack.extend(c.get_subcommands());
+    }
+    None
+}
+
+/// Variables renamed so that one setting has one name in every subcommand:
+/// `(old, new)`. The old name still works, with a deprecation line.
+pub const RENAMED_VARIABLES: [(&str, &str); 2] =
+    [("FACE_DET_THRESHOLD", "SWITCHYARD_FACE_DET_THRESHOLD"), ("FACE_MAX_NUM", "SWITCHYARD_FACE_MAX_NUM")];
+
+/// Copies each set old variable of [`RENAMED_VARIABLES`] to its new name
+/// (when that is unset) and returns the deprecation lines to print. Call it
+/// before parsing the command line, while the process has one thread.
+pub fn apply_renamed_variables() -> Vec<String> {
+    let mut lines = Vec::new();
+    for (old, new) in RENAMED_VARIABLES {
+        let Some(value) = std::env::var_os(old) else { continue };
+        match std::env::var_os(new) {
+            None => {
+                std::env::set_var(new, &value);
+                lines.push(format!("warning: `{old}` is deprecated; set `{new}` instead (it is read as `{new}` now)"));
+            }
+            Some(set) if set != value => lines.push(format!(
+                "warning: `{old}` is deprecated and ignored: `{new}` is set too and wins; unset `{old}`"
+            )),
+            Some(_) => lines.push(format!("warning: `{old}` is deprecated; unset it, `{new}` holds the same value")),
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_sizes_are_multiples_of_32() {
+        assert_eq!(parse_det_size("640"), Ok((640, 640)));
+        assert_eq!(parse_det_size("640x480"), Ok((640, 480)));
+        assert!(parse_det_size("650").is_err());
+        assert!(parse_det_size("0x640").is_err());
+        assert!(parse_det_size("big").is_err());
+    }
+
+    #[test]
+    fn every_spelling_of_a_boolean_is_accepted() {
+        for yes in ["true", "TRUE", "1", "yes", "Yes", "on", "ON", " true "] {
+            assert_eq!(boolish(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "False", "0", "no", "NO", "off", "Off"] {
+            assert_eq!(boolish(no), Ok(false), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_boolean_says_what_is() {
+        for bad in ["maybe", "2", "", "y e s"] {
+            let e = boolish(bad).unwrap_err();
+            assert!(e.contains("1/0, yes/no or on/off"), "{bad}: {e}");
         }
     }
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchyard::config::{DeviceArgs, ModelArgs, PluginArgs};
+use switchyard::config::{boolish, DeviceArgs, FaceDetectArgs, ModelArgs, PluginArgs, BOOLEAN_VALUES_HELP};
+use switchyard::logging::LogFormat;
 use switchyard::plugins::inspect::ChildInspect;
 use switchyard::plugins::{inspect_in_process, Depth};
 use switchyard::probe::{self, ProbeOptions};
@@ -15,11 +16,15 @@ mod plugin_cmd;
 
 /// Device-portable CLIP and face embeddings: one host, one plugin per device.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about)]
+#[command(name = "switchyard", version, about, after_help = BOOLEAN_VALUES_HELP)]
 struct Cli {
-    /// Log filter (tracing env-filter syntax), e.g. `info` or `switchyard=debug` (default: `info` for serve, else `warn`).
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `switchyard=debug`; unset: `RUST_LOG`,
+    /// else `info` for serve and `warn` for the rest.
     #[arg(long, env = "SWITCHYARD_LOG", global = true)]
     log: Option<String>,
+    /// Log line format: text, or json (one object a line with the span fields, for log collectors).
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,7 +34,7 @@ enum Command {
     /// Show the platform, the devices, every plugin found and which device is selected, and why.
     Probe {
         /// Print JSON instead of a table.
-        #[arg(long, env = "SWITCHYARD_PROBE_JSON")]
+        #[arg(long, env = "SWITCHYARD_PROBE_JSON", value_parser = boolish)]
         json: bool,
         /// Decide from the hardware probe and file names alone, without loading any plugin.
         #[arg(long)]
@@ -81,19 +86,15 @@ struct EmbedArgs {
     #[arg(long, env = "SWITCHYARD_IO_WORKERS", default_value_t = 2)]
     io_workers: usize,
     /// CLIP image embeddings (the default when neither --clip nor --faces is given).
-    #[arg(long, env = "SWITCHYARD_CLIP")]
+    #[arg(long, env = "SWITCHYARD_CLIP", value_parser = boolish)]
     clip: bool,
     /// Face detection + recognition for every image (with --clip: both).
-    #[arg(long, env = "SWITCHYARD_FACES")]
+    #[arg(long, env = "SWITCHYARD_FACES", value_parser = boolish)]
     faces: bool,
-    /// Face detection score threshold.
-    #[arg(long, env = "FACE_DET_THRESHOLD", default_value_t = 0.5)]
-    face_threshold: f32,
-    /// Keep at most this many faces per image, largest and most central first (0: all).
-    #[arg(long, env = "FACE_MAX_NUM", default_value_t = 0)]
-    face_max_num: usize,
+    #[command(flatten)]
+    face_detect: FaceDetectArgs,
     /// Continue the --out file of an interrupted run: skip what it already holds.
-    #[arg(long, env = "SWITCHYARD_RESUME")]
+    #[arg(long, env = "SWITCHYARD_RESUME", value_parser = boolish)]
     resume: bool,
     /// Embed only this machine's share of the files: I/N (e.g. $JOB_COMPLETION_INDEX/4).
     #[arg(long, env = "SWITCHYARD_SHARD")]
@@ -102,14 +103,14 @@ struct EmbedArgs {
     #[arg(long, env = "SWITCHYARD_METADATA")]
     metadata: Option<PathBuf>,
     /// No progress bar.
-    #[arg(long, env = "SWITCHYARD_QUIET")]
+    #[arg(long, env = "SWITCHYARD_QUIET", value_parser = boolish)]
     quiet: bool,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = switchyard::image::decode::DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
     /// Decode large JPEGs for CLIP at reduced DCT scale (Pillow's `draft`) when faces are not asked
     /// for: several times faster for camera photos; `false` keeps PIL's exact pixels.
-    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set, value_parser = boolish)]
     scaled_decode: bool,
     #[command(flatten)]
     device: DeviceArgs,
@@ -120,20 +121,43 @@ struct EmbedArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    for line in switchyard::config::apply_renamed_variables() {
+        eprintln!("{line}");
+    }
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let note = switchyard::config::env_source_note(&e, &<Cli as clap::CommandFactory>::command());
+        let code = e.exit_code();
+        let _ = e.print();
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        std::process::exit(code)
+    });
+    if matches!(cli.command, Command::Probe { .. } | Command::Plugin(_) | Command::InspectPlugin { .. }) {
+        quiet_on_closed_stdout();
+    }
     let default_log = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    let log = cli.log.as_deref().unwrap_or(default_log);
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| default_log.into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Some(warning) = switchyard::logging::init(cli.log.as_deref(), default_log, cli.log_format) {
+        eprintln!("{warning}");
+    }
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", switchyard::util::error_chain(e.as_ref()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `switchyard probe | head` must end quietly as other command-line tools do,
+/// not panic in `println!`: the printing commands take the default SIGPIPE
+/// action back (Rust ignores it). `serve` and `embed` keep it ignored: a
+/// closed socket or output is an error they handle.
+fn quiet_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called once at startup before any thread is spawned; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -212,8 +236,6 @@ fn load_plan(args: &ServeArgs) -> anyhow::Result<switchyard::server::LoadPlan> {
 
 fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     use switchyard::clip::pipeline::ClipPipeline;
     use switchyard::embed::metadata::{now_unix, ClipFacts, InputFacts, RunMetadata};
     use switchyard::embed::{expand_paths, output, run, EmbedJob, Pipelines, Shard};
@@ -221,6 +243,8 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     use switchyard::runtime::{Runtime, RuntimeOptions};
 
     let started = now_unix();
+    // Before anything slow (listing, loading the models): a stop then is a clean stop too.
+    let stop = switchyard::embed::signals::install().context("cannot listen for SIGINT and SIGTERM")?;
     let settings = args.device.resolve()?;
     let engine = args.models.engine()?;
     let shard: Option<Shard> = args.shard.as_deref().filter(|s| !s.is_empty()).map(str::parse).transpose()?;
@@ -277,8 +301,10 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let face_options = FaceOptions {
-        det_threshold: args.face_threshold,
-        max_num: args.face_max_num,
+        det_size: args.face_detect.face_det_size,
+        det_threshold: args.face_detect.face_det_threshold,
+        nms_threshold: args.face_detect.face_nms_threshold,
+        max_num: args.face_detect.face_max_num,
         limits,
         ..FaceOptions::default()
     };
@@ -287,17 +313,6 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         .then(|| FacePipeline::load(runtime.backend.clone(), &args.models.face_dir(), face_options))
         .transpose()?;
     let pipelines = Pipelines { clip: clip.as_ref(), faces: faces.as_ref() };
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("second interrupt: exiting now; --resume continues the output");
-            std::process::exit(130);
-        }
-        eprintln!("interrupt: finishing the current batch, then stopping (again to exit now)");
-    })
-    .context("cannot install the Ctrl-C handler")?;
 
     let inputs = InputFacts {
         images_listed,
@@ -309,7 +324,7 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         resumed: args.resume,
     };
     let job = EmbedJob { images, texts, batch_size: args.batch_size, io_workers: args.io_workers, quiet: args.quiet };
-    let summary = run(&pipelines, &job, &mut out, &stop)?;
+    let summary = run(&pipelines, &job, &mut out, stop.flag())?;
     out.flush()?;
     // The runtimes are loaded with the first model: report what was loaded, not what was found at startup.
     let mut device = runtime.report.clone();
@@ -339,7 +354,11 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         job.io_workers,
         summary.image_compute_s,
         summary.faces_compute_s,
-        if summary.interrupted { "; INTERRUPTED: run again with --resume to continue" } else { "" },
+        match (summary.interrupted, stop.signal_name()) {
+            (true, Some(signal)) => format!("; STOPPED by {signal}: run again with --resume to continue"),
+            (true, None) => "; INTERRUPTED: run again with --resume to continue".to_string(),
+            _ => String::new(),
+        },
     );
     if let Some(c) = clip.as_ref().filter(|c| c.model.config.random_weights) {
         eprintln!(
@@ -375,12 +394,13 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             faces: faces.as_ref().map(|f| f.info().clone()),
             inputs,
             summary: &summary,
+            stopped_by: stop.signal_name(),
         }
         .with_hardware();
         meta.write(&path).with_context(|| format!("cannot write the metadata file `{}`", path.display()))?;
     }
     Ok(if summary.interrupted {
-        ExitCode::from(130)
+        ExitCode::from(stop.exit_code().unwrap_or(130))
     } else if summary.errors > 0 {
         ExitCode::from(3)
     } else {

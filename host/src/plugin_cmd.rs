@@ -22,7 +22,7 @@ pub enum PluginCommand {
     /// List the plugins in the plugin folder: versions, ABI, and the runtimes each finds (or how to install them).
     List {
         /// Print JSON instead of a table.
-        #[arg(long, env = "SWITCHYARD_PLUGIN_LIST_JSON")]
+        #[arg(long, env = "SWITCHYARD_PLUGIN_LIST_JSON", value_parser = switchyard::config::boolish)]
         json: bool,
         #[command(flatten)]
         plugins: PluginArgs,

@@ -55,6 +55,8 @@ pub struct RunMetadata<'a> {
     pub faces: Option<crate::faces::pipeline::FaceModelInfo>,
     pub inputs: InputFacts,
     pub summary: &'a EmbedSummary,
+    /// The signal that stopped the run early (`SIGINT`, `SIGTERM`), if one did.
+    pub stopped_by: Option<&'static str>,
 }
 
 /// Seconds since the epoch, now.

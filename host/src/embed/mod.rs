@@ -7,12 +7,13 @@
 //! CLIP batch on the device; results are put back in input order before
 //! batching, so the output order is the input order. A file
 //! that cannot be read or decoded becomes an error line and the run goes on.
-//! A stop request (Ctrl-C) stops the readers, embeds what is already
+//! A stop request (SIGINT or SIGTERM, [`signals`]) stops the readers, embeds what is already
 //! prepared, flushes and returns: the output stays valid for `--resume`.
 
 pub mod metadata;
 pub mod output;
 pub mod progress;
+pub mod signals;
 pub mod walk;
 
 use std::collections::BTreeMap;

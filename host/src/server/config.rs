@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::config::{DeviceArgs, ModelArgs, PluginArgs};
+use crate::config::{boolish, DeviceArgs, FaceDetectArgs, ModelArgs, PluginArgs};
 
 /// A value that must never be printed (the API key, the admin key).
 #[derive(Clone, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_MAX_WAIT_MS", default_value_t = 5)]
     pub max_wait_ms: u64,
     /// Turn dynamic batching off: every item runs alone (max batch 1, max wait 0).
-    #[arg(long, env = "SWITCHYARD_NO_BATCHING")]
+    #[arg(long, env = "SWITCHYARD_NO_BATCHING", value_parser = boolish)]
     pub no_batching: bool,
     /// Items that may wait per model queue; beyond it requests get 429.
     #[arg(long, env = "SWITCHYARD_QUEUE_CAPACITY", default_value_t = 1024)]
@@ -89,7 +89,7 @@ pub struct ServeArgs {
     pub max_pixels: u64,
     /// Decode large JPEGs for CLIP at reduced DCT scale (Pillow's `draft`): several times
     /// faster for camera photos, cosine >= 0.9999 to the full decode; `false` keeps PIL's exact pixels.
-    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set, value_parser = boolish)]
     pub scaled_decode: bool,
     /// Images decoded and preprocessed at once, off the async runtime (0: one per core).
     #[arg(long, env = "SWITCHYARD_PREPROCESS_WORKERS", default_value_t = 0)]
@@ -123,38 +123,13 @@ impl ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FaceArgs {
     /// Do not load the face models; `POST /v1/faces` answers 503 `faces_unavailable`.
-    #[arg(long = "no-faces", env = "SWITCHYARD_FACES", action = clap::ArgAction::SetFalse)]
+    #[arg(long = "no-faces", env = "SWITCHYARD_FACES", action = clap::ArgAction::SetFalse, value_parser = boolish)]
     pub faces: bool,
-    /// Detector input size, `WxH` or `N` for a square (multiples of 32).
-    #[arg(long, env = "SWITCHYARD_FACE_DET_SIZE", default_value = "640x640", value_parser = parse_det_size)]
-    pub face_det_size: (usize, usize),
-    /// Minimum detection score (insightface `det_thresh`).
-    #[arg(long, env = "SWITCHYARD_FACE_DET_THRESHOLD", default_value_t = 0.5)]
-    pub face_det_threshold: f32,
-    /// NMS IoU above which the lower-scored of two boxes is dropped.
-    #[arg(long, env = "SWITCHYARD_FACE_NMS_THRESHOLD", default_value_t = 0.4)]
-    pub face_nms_threshold: f32,
-    /// Keep at most this many faces per image, largest and most central first (0: all).
-    #[arg(long, env = "SWITCHYARD_FACE_MAX_NUM", default_value_t = 0)]
-    pub face_max_num: usize,
+    #[command(flatten)]
+    pub detect: FaceDetectArgs,
     /// Images that may wait in the face queue (decoded, full size: bounds memory); beyond it 429.
     #[arg(long, env = "SWITCHYARD_FACE_QUEUE_CAPACITY", default_value_t = 128)]
     pub face_queue_capacity: usize,
-}
-
-fn parse_det_size(value: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("`{value}` is not a detector size; use WxH or N with multiples of 32, e.g. 640x640");
-    let (w, h) = match value.trim().split_once(['x', 'X']) {
-        Some((w, h)) => (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?),
-        None => {
-            let n = value.trim().parse().map_err(|_| bad())?;
-            (n, n)
-        }
-    };
-    if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
-        return Err(bad());
-    }
-    Ok((w, h))
 }
 
 /// The face settings in effect.
@@ -232,10 +207,10 @@ impl ServeArgs {
             batch,
             faces: FaceConfig {
                 enabled: f.faces,
-                det_size: f.face_det_size,
-                det_threshold: f.face_det_threshold,
-                nms_threshold: f.face_nms_threshold,
-                max_num: f.face_max_num,
+                det_size: f.detect.face_det_size,
+                det_threshold: f.detect.face_det_threshold,
+                nms_threshold: f.detect.face_nms_threshold,
+                max_num: f.detect.face_max_num,
                 batch: BatchConfig { queue_capacity: f.face_queue_capacity.max(1), ..batch },
             },
             limits: Limits {
@@ -260,15 +235,6 @@ mod tests {
         let key = Secret("hunter2".into());
         assert_eq!(format!("{key:?}"), "***");
         assert_eq!(serde_json::to_string(&key).unwrap(), "\"***\"");
-    }
-
-    #[test]
-    fn detector_sizes_are_multiples_of_32() {
-        assert_eq!(parse_det_size("640"), Ok((640, 640)));
-        assert_eq!(parse_det_size("640x480"), Ok((640, 480)));
-        assert!(parse_det_size("650").is_err());
-        assert!(parse_det_size("0x640").is_err());
-        assert!(parse_det_size("big").is_err());
     }
 
     #[derive(clap::Parser)]

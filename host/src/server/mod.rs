@@ -105,7 +105,8 @@ async fn listen(
 }
 
 async fn run(config: ServerConfig, plan: LoadPlan, replan: Replan, inherited: Inherited) -> Result<(), ServeError> {
-    tracing::info!(config = ?config, plan = ?plan, "serve: effective configuration");
+    let effective = serde_json::to_string(&config).unwrap_or_else(|e| format!("unprintable: {e}"));
+    tracing::info!(config = %effective, plan = ?plan, "serve: effective configuration");
     let swapped = inherited.listener.is_some();
     let listener = listen(config.addr, inherited.listener).await?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
@@ -116,7 +117,9 @@ async fn run(config: ServerConfig, plan: LoadPlan, replan: Replan, inherited: In
         tracing::info!(%local, swap = history.count, from = ?history.previous_plugin_path, from_sha256 = ?history.previous_plugin_sha256, "plugin swap: adopted the listening socket; connections wait in its backlog until the models are loaded");
     } else {
         tracing::info!(%local, "listening");
-        eprintln!("switchyard serve: listening on http://{local}");
+        if !crate::logging::json_lines() {
+            eprintln!("switchyard serve: listening on http://{local}");
+        }
     }
     // Serving until a signal, a failed load (the server must not stay up unready forever) or a swap.
     let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
