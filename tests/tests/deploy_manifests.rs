@@ -441,10 +441,10 @@ fn a_retried_shard_is_a_new_pod_and_an_interrupted_one_is_not_a_failure() {
         "finishing the batch needs a set grace period"
     );
     let rules = j["spec"]["podFailurePolicy"]["rules"].as_array().expect("podFailurePolicy rules");
-    let ignores_130 = rules.iter().any(|r| {
+    let ignores_143 = rules.iter().any(|r| {
         r["action"] == "Ignore"
             && r["onExitCodes"]["operator"] == "In"
-            && r["onExitCodes"]["values"].as_array().is_some_and(|v| v.contains(&Value::from(130)))
+            && r["onExitCodes"]["values"].as_array().is_some_and(|v| v.contains(&Value::from(143)))
     });
-    assert!(ignores_130, "exit 130 (SIGTERM: the batch was finished, --resume continues) must not count: {rules:?}");
+    assert!(ignores_143, "exit 143 (SIGTERM: the batch was finished, --resume continues) must not count: {rules:?}");
 }
