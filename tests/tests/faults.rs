@@ -102,6 +102,32 @@ fn a_run_time_device_error_fails_those_requests_cleanly_and_the_rest_keeps_servi
 }
 
 #[test]
+fn a_device_out_of_memory_is_503_with_retry_after_and_a_refused_input_422() {
+    let (folder, trigger) = fault_folder("fixture-run-fails", "run-fails-kinds");
+    let server = fault_server(&folder, &trigger, "textual", &["--no-faces"]);
+    std::fs::write(&trigger, "oom").unwrap();
+    let oom = text(&server, "while the device is full");
+    assert_error(&oom, 503, "device_out_of_memory", "CUDA out of memory while running `clip/ViT-B-32/textual`");
+    assert_eq!(oom.header("retry-after"), Some("1"), "a client may retry an out-of-memory batch");
+    assert!(oom.body["error"].as_str().unwrap().contains("send fewer or smaller items"), "{:?}", oom.body);
+    // The OpenAI route says the same in OpenAI's shape.
+    let oa = post_json(&format!("{}/v1/embeddings", server.url), &json!({"input": "x"}), &[]);
+    assert_eq!(oa.status, 503, "{:?}", oa.body);
+    assert_eq!(oa.body["error"]["code"], "device_out_of_memory", "{:?}", oa.body);
+    assert_eq!(oa.body["error"]["type"], "server_error", "{:?}", oa.body);
+
+    std::fs::write(&trigger, "invalid").unwrap();
+    let bad = text(&server, "refused by the model");
+    assert_error(&bad, 422, "invalid_input", "refused its input");
+    assert_eq!(bad.header("retry-after"), None);
+
+    std::fs::write(&trigger, "").unwrap();
+    assert_error(&text(&server, "a fault"), 500, "inference_failed", "a simulated run-time fault");
+    std::fs::remove_file(&trigger).unwrap();
+    assert_ok(&text(&server, "after the faults"), &server);
+}
+
+#[test]
 fn a_hanging_backend_call_hits_the_deadline_and_marks_the_server_unready() {
     let (folder, trigger) = fault_folder("fixture-run-hangs", "run-hangs");
     let mut server = fault_server(&folder, &trigger, "textual", &["--no-faces", "--request-timeout-ms", "1500"]);

@@ -36,7 +36,34 @@ use super::error::ApiError;
 use super::metrics::{Metrics, Queue};
 
 /// Runs one batch on the model; one output per input, in order.
-pub type RunBatch<I, O> = Box<dyn Fn(Vec<I>) -> Result<Ran<O>, String> + Send>;
+pub type RunBatch<I, O> = Box<dyn Fn(Vec<I>) -> Result<Ran<O>, BatchFailure> + Send>;
+
+/// Why a batch failed, as its requests are told: the kind (from the plugin's
+/// error, carried across the batch boundary) picks the answer's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchFailure {
+    pub kind: FailureKind,
+    /// The whole error chain, for the answer and the log.
+    pub message: String,
+}
+
+/// The kinds of batch failure a client can act on differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The device ran out of memory: retry later, or send less.
+    OutOfMemory,
+    /// The model refused the input: sending it again will not help.
+    InvalidInput,
+    /// Anything else (a device fault, a panic, a plugin bug).
+    Other,
+}
+
+impl BatchFailure {
+    /// A failure of no particular kind.
+    pub fn other(message: impl Into<String>) -> Self {
+        BatchFailure { kind: FailureKind::Other, message: message.into() }
+    }
+}
 
 /// A batch's outputs and the device that computed them (the selected one, or the fallback).
 #[derive(Debug)]
@@ -277,12 +304,15 @@ fn worker<I, O>(
         let (meta, inputs): (Vec<_>, Vec<_>) = items.into_iter().map(|i| ((i.index, i.request), i.input)).unzip();
         *lock(&shared.running_since) = Some(started);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| run(inputs)))
-            .unwrap_or_else(|_| Err("the model worker panicked".to_string()))
+            .unwrap_or_else(|_| Err(BatchFailure::other("the model worker panicked")))
             .and_then(|ran| {
                 if ran.outputs.len() == size {
                     Ok(ran)
                 } else {
-                    Err(format!("the model returned {} outputs for {size} inputs", ran.outputs.len()))
+                    Err(BatchFailure::other(format!(
+                        "the model returned {} outputs for {size} inputs",
+                        ran.outputs.len()
+                    )))
                 }
             });
         *lock(&shared.running_since) = None;
@@ -299,10 +329,10 @@ fn worker<I, O>(
                     deliver(&request, index, Ok(output), &batch);
                 }
             }
-            Err(message) => {
-                tracing::error!(error = %message, "batch failed");
+            Err(failure) => {
+                tracing::error!(error = %failure.message, kind = ?failure.kind, "batch failed");
                 for (index, request) in meta {
-                    deliver(&request, index, Err(message.clone()), &batch);
+                    deliver(&request, index, Err(failure.clone()), &batch);
                 }
             }
         }
@@ -318,7 +348,7 @@ struct BatchRun {
     device: Arc<str>,
 }
 
-fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, String>, run: &BatchRun) {
+fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, BatchFailure>, run: &BatchRun) {
     let mut p = lock(&request.pending);
     let Some(reply) = p.reply.as_ref() else { return };
     if reply.is_closed() {
@@ -327,9 +357,9 @@ fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, String>, run
     }
     let o = match output {
         Ok(o) => o,
-        Err(message) => {
+        Err(failure) => {
             if let Some(reply) = p.reply.take() {
-                let _ = reply.send(Err(ApiError::Inference(message)));
+                let _ = reply.send(Err(ApiError::from_batch(failure)));
             }
             return;
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use switchyard_core::abi::{BackendError, ErrorKind};
 
-use super::batcher::Ran;
+use super::batcher::{BatchFailure, FailureKind, Ran};
 use crate::util::error_chain;
 
 /// One pipeline on one device, with the batches it served.
@@ -35,16 +35,20 @@ pub struct Devices<P> {
     fallback: Option<OnDevice<P>>,
 }
 
-/// Whether a failure is the input's fault, which no other device would fix.
-fn bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
+/// The kind of the first plugin error in a failure's chain.
+fn failure_kind(e: &(dyn std::error::Error + 'static)) -> FailureKind {
     let mut source = Some(e);
     while let Some(s) = source {
-        if s.downcast_ref::<BackendError>().is_some_and(|b| b.kind() == ErrorKind::InvalidInput) {
-            return true;
+        if let Some(b) = s.downcast_ref::<BackendError>() {
+            return match b.kind() {
+                ErrorKind::OutOfMemory => FailureKind::OutOfMemory,
+                ErrorKind::InvalidInput => FailureKind::InvalidInput,
+                _ => FailureKind::Other,
+            };
         }
         source = s.source();
     }
-    false
+    FailureKind::Other
 }
 
 impl<P> Devices<P> {
@@ -63,7 +67,9 @@ impl<P> Devices<P> {
     }
 
     /// Runs `f` on the selected device, and on the fallback if that fails.
-    pub fn run<T, E>(&self, f: impl Fn(&P) -> Result<Vec<T>, E>) -> Result<Ran<T>, String>
+    /// A bad input is not retried (no other device would take it); a failure
+    /// keeps the selected device's kind, with the fallback's error added.
+    pub fn run<T, E>(&self, f: impl Fn(&P) -> Result<Vec<T>, E>) -> Result<Ran<T>, BatchFailure>
     where
         E: std::error::Error + 'static,
     {
@@ -71,12 +77,17 @@ impl<P> Devices<P> {
             Ok(outputs) => return Ok(self.served(&self.primary, outputs)),
             Err(e) => e,
         };
-        let message = error_chain(&first);
-        let Some(fallback) = self.fallback.as_ref().filter(|_| !bad_input(&first)) else { return Err(message) };
-        tracing::warn!(model = self.model, error = %message, fallback = %fallback.device, "the selected device failed; retrying the batch on the CPU fallback");
+        let failure = BatchFailure { kind: failure_kind(&first), message: error_chain(&first) };
+        let Some(fallback) = self.fallback.as_ref().filter(|_| failure.kind != FailureKind::InvalidInput) else {
+            return Err(failure);
+        };
+        tracing::warn!(model = self.model, error = %failure.message, fallback = %fallback.device, "the selected device failed; retrying the batch on the CPU fallback");
         match f(&fallback.pipeline) {
             Ok(outputs) => Ok(self.served(fallback, outputs)),
-            Err(e) => Err(format!("{message}; the CPU fallback failed too: {}", error_chain(&e))),
+            Err(e) => Err(BatchFailure {
+                message: format!("{}; the CPU fallback failed too: {}", failure.message, error_chain(&e)),
+                ..failure
+            }),
         }
     }
 
@@ -103,7 +114,7 @@ mod tests {
     /// A "pipeline" that is just the error it fails with (`None`: it works).
     type Fails = Option<ErrorCode>;
 
-    fn run(devices: &Devices<Fails>) -> Result<Ran<u8>, String> {
+    fn run(devices: &Devices<Fails>) -> Result<Ran<u8>, BatchFailure> {
         devices.run(|fails: &Fails| match fails {
             Some(code) => Err(BackendError::new(*code, "boom")),
             None => Ok(vec![1]),
@@ -125,9 +136,21 @@ mod tests {
     #[test]
     fn bad_input_and_no_fallback_fail_with_the_first_error() {
         let bad = run(&devices(Some(ErrorCode::INVALID_INPUT), Some(None))).unwrap_err();
-        assert!(bad.contains("InvalidInput: boom") && !bad.contains("fallback"), "{bad}");
+        assert!(bad.message.contains("InvalidInput: boom") && !bad.message.contains("fallback"), "{bad:?}");
+        assert_eq!(bad.kind, FailureKind::InvalidInput);
         assert!(run(&devices(Some(ErrorCode::INTERNAL), None)).is_err());
         let both = run(&devices(Some(ErrorCode::INTERNAL), Some(Some(ErrorCode::OUT_OF_MEMORY)))).unwrap_err();
-        assert!(both.contains("the CPU fallback failed too: OutOfMemory: boom"), "{both}");
+        assert!(both.message.contains("the CPU fallback failed too: OutOfMemory: boom"), "{both:?}");
+    }
+
+    #[test]
+    fn the_plugin_errors_kind_crosses_the_batch_boundary() {
+        let oom = run(&devices(Some(ErrorCode::OUT_OF_MEMORY), None)).unwrap_err();
+        assert_eq!(oom.kind, FailureKind::OutOfMemory);
+        let fault = run(&devices(Some(ErrorCode::INTERNAL), None)).unwrap_err();
+        assert_eq!(fault.kind, FailureKind::Other);
+        // The selected device's kind stays when the fallback fails too.
+        let both = run(&devices(Some(ErrorCode::OUT_OF_MEMORY), Some(Some(ErrorCode::INTERNAL)))).unwrap_err();
+        assert_eq!(both.kind, FailureKind::OutOfMemory);
     }
 }

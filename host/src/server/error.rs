@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::batcher::{BatchFailure, FailureKind};
 use crate::clip::pipeline::PipelineError;
 use crate::faces::FaceError;
 use crate::image::decode::DecodeError;
@@ -79,6 +80,18 @@ pub enum ApiError {
     /// The model failed while running a batch.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The device ran out of memory running the batch this request was in.
+    #[error("the device ran out of memory running this request's batch ({0}); retry later, or send fewer or smaller items (batches hold up to SWITCHYARD_MAX_BATCH_SIZE items)")]
+    DeviceOutOfMemory(String),
+    /// The model refused the input of the batch (retrying will not help).
+    #[error("the model refused the input: {0}")]
+    ModelRefusedInput(String),
+    /// A request field has a value that is not acceptable; `param` names it.
+    #[error("{message}")]
+    Param { param: &'static str, message: String },
+    /// The request names a model this server does not serve.
+    #[error("the model `{asked}` is not served here; use `{served}` (GET /v1/models lists what is served)")]
+    ModelNotFound { asked: String, served: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -93,6 +106,14 @@ pub struct ErrorBody {
 /// The error type of a failed response, for the metrics middleware.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorType(pub &'static str);
+
+/// The whole error of a failed response, for routes that answer in another
+/// shape (the OpenAI-compatible ones).
+#[derive(Debug, Clone)]
+pub struct ErrorDetails {
+    pub message: String,
+    pub param: Option<&'static str>,
+}
 
 impl ApiError {
     /// The status table: the one place that maps failures to HTTP.
@@ -109,9 +130,13 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedImage { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidJson(_) | ApiError::Validation(_) | ApiError::InvalidImage { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidJson(_)
+            | ApiError::Validation(_)
+            | ApiError::Param { .. }
+            | ApiError::InvalidImage { .. }
+            | ApiError::ModelRefusedInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::DeviceOutOfMemory(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady
             | ApiError::ShuttingDown
@@ -138,7 +163,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UnsupportedImage { .. } => "unsupported_image_format",
             ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::Validation(_) => "validation",
+            ApiError::Validation(_) | ApiError::Param { .. } => "validation",
+            ApiError::ModelNotFound { .. } => "model_not_found",
+            ApiError::DeviceOutOfMemory(_) => "device_out_of_memory",
+            ApiError::ModelRefusedInput(_) => "invalid_input",
             ApiError::InvalidImage { .. } => "invalid_image",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::NotReady => "not_ready",
@@ -148,6 +176,25 @@ impl ApiError {
             ApiError::BackendStuck { .. } => "backend_stuck",
             ApiError::Inference(_) => "inference_failed",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Maps a failed batch by its kind: out of memory 503 (with `Retry-After`),
+    /// a refused input 422, anything else 500; the message is kept.
+    pub fn from_batch(failure: BatchFailure) -> Self {
+        match failure.kind {
+            FailureKind::OutOfMemory => ApiError::DeviceOutOfMemory(failure.message),
+            FailureKind::InvalidInput => ApiError::ModelRefusedInput(failure.message),
+            FailureKind::Other => ApiError::Inference(failure.message),
+        }
+    }
+
+    /// The request field an error is about, where there is one.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Param { param, .. } => Some(param),
+            ApiError::ModelNotFound { .. } => Some("model"),
+            _ => None,
         }
     }
 
@@ -236,7 +283,8 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, error_type, status = status.as_u16(), "request refused");
         }
-        let body = ErrorBody { error: self.to_string(), error_type };
+        let details = ErrorDetails { message: self.to_string(), param: self.param() };
+        let body = ErrorBody { error: details.message.clone(), error_type };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -248,6 +296,7 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response.extensions_mut().insert(ErrorType(error_type));
+        response.extensions_mut().insert(details);
         response
     }
 }
@@ -261,6 +310,20 @@ mod tests {
         let response = ApiError::Overloaded { model: "text", capacity: 4 }.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn a_batch_failure_answers_by_its_kind() {
+        let failure = |kind| BatchFailure { kind, message: "CUDA out of memory".into() };
+        let oom = ApiError::from_batch(failure(FailureKind::OutOfMemory)).into_response();
+        assert_eq!(oom.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(oom.headers()[header::RETRY_AFTER], "1");
+        let bad = ApiError::from_batch(failure(FailureKind::InvalidInput)).into_response();
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad.headers().get(header::RETRY_AFTER).is_none());
+        let other = ApiError::from_batch(failure(FailureKind::Other));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(other.to_string().contains("CUDA out of memory"), "the message is kept: {other}");
     }
 
     #[test]

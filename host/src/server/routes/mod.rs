@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(openai::openai_errors))
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -1,16 +1,23 @@
-//! `POST /v1/embeddings`, the OpenAI embeddings API shape, for texts, so
-//! existing OpenAI clients can use the CLIP text tower unchanged.
+//! The OpenAI-compatible routes, so existing OpenAI clients (the openai SDK,
+//! LangChain, LlamaIndex) can use the CLIP text tower unchanged:
+//! `POST /v1/embeddings` and `GET /v1/models` (`/v1/models/{id}`).
 //!
 //! `input` is a string or an array of strings (token arrays are refused);
 //! `encoding_format` is `float` (default) or `base64` (little-endian f32, as
 //! OpenAI sends it). `usage` counts CLIP tokens, start and end included.
+//! Their errors have OpenAI's shape, `{"error": {"message", "type", "param",
+//! "code"}}` ([`openai_errors`]; `code` is switchyard's `error_type`), so the
+//! SDKs show the message; the rest of the API keeps its own shape.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
-use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::extract::{Path, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -18,13 +25,99 @@ use serde_json::Value;
 
 use super::embed::timing_headers;
 use crate::server::config::Limits;
-use crate::server::error::{ApiError, Rejection};
+use crate::server::error::{ApiError, ErrorDetails, ErrorType, Rejection};
 use crate::server::input::check_texts;
 use crate::server::middleware::RequestId;
 use crate::server::state::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/embeddings", post(embeddings))
+    Router::new()
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{model}", get(one_model))
+}
+
+/// Whether a path is one of the OpenAI-compatible routes, whose errors take OpenAI's shape.
+pub fn is_openai_path(path: &str) -> bool {
+    path == "/v1/embeddings" || path == "/v1/models" || path.starts_with("/v1/models/")
+}
+
+/// OpenAI's error `type` for a status.
+fn openai_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// Rewrites the errors of the OpenAI-compatible routes into OpenAI's shape,
+/// whichever layer made them (the API key check, the body limit, the
+/// handler), keeping the status and the headers (`Retry-After`,
+/// `WWW-Authenticate`, `x-request-id`).
+pub async fn openai_errors(req: Request, next: Next) -> Response {
+    if !is_openai_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let response = next.run(req).await;
+    let (Some(code), Some(details)) =
+        (response.extensions().get::<ErrorType>().copied(), response.extensions().get::<ErrorDetails>().cloned())
+    else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::json!({"error": {
+        "message": details.message,
+        "type": openai_type(parts.status.as_u16()),
+        "param": details.param,
+        "code": code.0,
+    }});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Serialize)]
+struct ModelCard {
+    id: String,
+    object: &'static str,
+    /// When the model folder was exported (its config.json's time), in Unix seconds.
+    created: u64,
+    owned_by: &'static str,
+}
+
+fn served_model(state: &AppState) -> Result<ModelCard, ApiError> {
+    let models = state.models()?;
+    let model = &models.clip.model;
+    let created = std::fs::metadata(model.dir.join("config.json"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok(ModelCard { id: model.config.model.clone(), object: "model", created, owned_by: "switchyard" })
+}
+
+/// `GET /v1/models`: the served embedding model (the CLIP text tower behind `/v1/embeddings`).
+async fn list_models(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let card = served_model(&state)?;
+    Ok(Json(serde_json::json!({"object": "list", "data": [card]})))
+}
+
+/// `GET /v1/models/{id}`: the model if it is served here (under any name `/v1/embeddings` accepts).
+async fn one_model(State(state): State<Arc<AppState>>, Path(asked): Path<String>) -> Result<Json<Value>, ApiError> {
+    let card = served_model(&state)?;
+    if !accepted_names(&card.id).contains(&asked) {
+        return Err(ApiError::ModelNotFound { asked, served: card.id });
+    }
+    Ok(Json(serde_json::to_value(card).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// The names a request may give the served `model`.
+fn accepted_names(model: &str) -> [String; 3] {
+    [model.to_string(), format!("clip/{model}"), "clip".to_string()]
 }
 
 /// The request body, as JSON; [`check_request`] validates it.
@@ -76,31 +169,38 @@ pub fn check_request(
     embed_dim: usize,
     limits: &Limits,
 ) -> Result<Checked, ApiError> {
-    if let Some(asked) = body.model.as_deref() {
-        let ours = [model, &format!("clip/{model}"), "clip"];
-        if !ours.contains(&asked) {
-            return Err(ApiError::Validation(format!("model `{asked}` is not served here; use `{model}`")));
+    if let Some(asked) = body.model {
+        if !accepted_names(model).contains(&asked) {
+            return Err(ApiError::ModelNotFound { asked, served: model.to_string() });
         }
     }
     let base64 = match body.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return Err(ApiError::Validation(format!(
-                "`encoding_format` `{other}` is not supported; use float or base64"
-            )))
+            return Err(ApiError::Param {
+                param: "encoding_format",
+                message: format!("`encoding_format` `{other}` is not supported; use float or base64"),
+            })
         }
     };
     if let Some(d) = body.dimensions.filter(|d| *d != embed_dim) {
-        return Err(ApiError::Validation(format!("`dimensions` {d} is not supported; {model} gives {embed_dim}")));
+        return Err(ApiError::Param {
+            param: "dimensions",
+            message: format!("`dimensions` {d} is not supported; {model} gives {embed_dim}"),
+        });
     }
-    let texts = check_texts(inputs(body.input)?, limits)?;
+    let texts = check_texts(inputs(body.input)?, limits).map_err(|e| match e {
+        ApiError::Validation(message) => ApiError::Param { param: "input", message },
+        other => other,
+    })?;
     Ok(Checked { texts, base64 })
 }
 
 fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
-    let refuse = || {
-        ApiError::Validation("`input` must be a string or an array of strings; token arrays are not supported".into())
+    let refuse = || ApiError::Param {
+        param: "input",
+        message: "`input` must be a string or an array of strings; token arrays are not supported".into(),
     };
     match input {
         Value::String(s) => Ok(vec![s]),
