@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
+use super::accept::ConnectionLimits;
 use crate::config::{boolish, DeviceArgs, FaceDetectArgs, ModelArgs, PluginArgs};
 
 /// A value that must never be printed (the API key, the admin key).
@@ -75,6 +76,14 @@ pub struct ServeArgs {
     /// them loaded). The next request loads them again and waits for it; the plugin stays loaded.
     #[arg(long, env = "SWITCHYARD_MODEL_IDLE_TTL_S", default_value_t = 0)]
     pub model_idle_ttl_s: u64,
+    /// Seconds a client has to send a request's headers, from when the connection opens or its
+    /// previous answer was sent; then the connection is closed (0: no limit).
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT_S", default_value_t = 30)]
+    pub header_read_timeout_s: u64,
+    /// Most open connections; at the cap new ones wait in the listen backlog until one closes
+    /// (0: the open-file limit, raised to its hard maximum, less 256).
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
@@ -185,6 +194,7 @@ pub struct ServerConfig {
     pub faces: FaceConfig,
     /// Seconds without a request after which a model is unloaded (0: never).
     pub model_idle_ttl_s: u64,
+    pub connections: ConnectionLimits,
 }
 
 impl ServeArgs {
@@ -222,6 +232,15 @@ impl ServeArgs {
                 preprocess_workers: if self.preprocess_workers == 0 { cores } else { self.preprocess_workers },
             },
             model_idle_ttl_s: self.model_idle_ttl_s,
+            connections: ConnectionLimits {
+                header_read_timeout: (self.header_read_timeout_s > 0)
+                    .then(|| Duration::from_secs(self.header_read_timeout_s)),
+                max_connections: if self.max_connections == 0 {
+                    super::accept::default_max_connections()
+                } else {
+                    self.max_connections
+                },
+            },
         }
     }
 }

@@ -90,6 +90,9 @@ pub struct Metrics {
     batches: Counter,
     queue_size: [AtomicI64; 3],
     device: Mutex<Option<String>>,
+    connections_open: AtomicI64,
+    connections_closed: Counter,
+    connections_capped: AtomicI64,
 }
 
 /// The model queues.
@@ -127,6 +130,9 @@ impl Default for Metrics {
             batches: Counter::default(),
             queue_size: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)],
             device: Mutex::new(None),
+            connections_open: AtomicI64::new(0),
+            connections_closed: Counter::default(),
+            connections_capped: AtomicI64::new(0),
         }
     }
 }
@@ -165,6 +171,22 @@ impl Metrics {
     /// Adds `delta` items to a queue's size.
     pub fn queue_add(&self, queue: Queue, delta: i64) {
         self.queue_size[queue as usize].fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A connection was accepted.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed; `timed_out`: its client did not send a request head in time.
+    pub fn connection_closed(&self, timed_out: bool) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.connections_closed.inc(format!("reason=\"{}\"", if timed_out { "header_timeout" } else { "closed" }));
+    }
+
+    /// The accept loop found the connection cap reached.
+    pub fn connections_capped(&self) {
+        self.connections_capped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets the device label once the runtime is up.
@@ -217,6 +239,21 @@ impl Metrics {
             &mut out,
             "switchyard_batches_total",
             "Model batches by the device that ran them (the selected one or the fallback) and outcome.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_connections_open Open HTTP connections.\n# TYPE switchyard_connections_open gauge\nswitchyard_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        self.connections_closed.render(
+            &mut out,
+            "switchyard_connections_closed_total",
+            "Closed HTTP connections, by reason (header_timeout: no whole request head within SWITCHYARD_HEADER_READ_TIMEOUT_S).",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_connections_capped_total Times the accept loop waited at SWITCHYARD_MAX_CONNECTIONS.\n# TYPE switchyard_connections_capped_total counter\nswitchyard_connections_capped_total {}",
+            self.connections_capped.load(Ordering::Relaxed)
         );
         out
     }

@@ -1,6 +1,7 @@
 //! `switchyard serve`: the HTTP service (axum on tokio).
 //!
 //! - [`config`]: flags and env, the effective configuration;
+//! - [`accept`]: the accept loop, with the header read timeout and the connection cap;
 //! - [`routes`]: the router, one module per group of routes;
 //! - [`input`]: request bodies to model inputs, with the limits;
 //! - [`prepare`]: image decoding on the blocking pool, in parallel;
@@ -22,6 +23,7 @@
 //! next image adopts the socket and loads the models before it accepts, so
 //! connections wait in the backlog meanwhile.
 
+pub mod accept;
 pub mod batcher;
 pub mod config;
 pub mod devices;
@@ -37,7 +39,6 @@ pub mod routes;
 pub mod state;
 pub mod swap;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,10 +196,11 @@ async fn serve_until_stopped(
     phase: watch::Receiver<Phase>,
 ) -> Result<(), ServeError> {
     let drain_bound = state.config.batch.request_timeout.unwrap_or(DEFAULT_DRAIN_BOUND) + KEEP_ALIVE_GRACE;
+    let (limits, metrics) = (state.config.connections, state.metrics.clone());
     let app = routes::router(state);
     let mut graceful = phase.clone();
     let listener = listener::PhasedListener::new(listener, phase.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = accept::serve(listener, app, limits, metrics, async move {
         let _ = graceful.wait_for(|p| *p != Phase::Serving).await;
         if *graceful.borrow() == Phase::Swap {
             tokio::time::sleep(KEEP_ALIVE_GRACE).await;
@@ -210,7 +212,7 @@ async fn serve_until_stopped(
         tokio::time::sleep(drain_bound).await;
     };
     tokio::select! {
-        served = server.into_future() => served.map_err(ServeError::Serve),
+        _ = server => Ok(()),
         _ = bound => {
             tracing::warn!(bound_ms = drain_bound.as_millis() as u64, "requests still in flight after the drain bound; the swap cuts them");
             Ok(())

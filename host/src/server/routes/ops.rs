@@ -60,6 +60,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "batching": state.config.batch,
         "limits": state.config.limits,
         "faces": state.config.faces,
+        "connections": state.config.connections,
     })))
 }
 
