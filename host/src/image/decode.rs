@@ -120,6 +120,8 @@ pub enum ImageFormat {
     WebP,
     Bmp,
     Tiff,
+    /// PBM, PGM, PPM (P1 to P6), as Pillow reads them; not PAM (P7), which Pillow does not.
+    Pnm,
 }
 
 impl ImageFormat {
@@ -132,6 +134,7 @@ impl ImageFormat {
             Self::WebP => "WebP",
             Self::Bmp => "BMP",
             Self::Tiff => "TIFF",
+            Self::Pnm => "PNM",
         }
     }
 
@@ -143,6 +146,7 @@ impl ImageFormat {
             Self::WebP => image::ImageFormat::WebP,
             Self::Bmp => image::ImageFormat::Bmp,
             Self::Tiff => image::ImageFormat::Tiff,
+            Self::Pnm => image::ImageFormat::Pnm, // decoded by `pnm`, never by the image crate
         }
     }
 }
@@ -223,12 +227,16 @@ pub fn decode_rgb_scaled(bytes: &[u8], limits: &DecodeLimits, min_side: Option<u
     }
     match format {
         ImageFormat::Jpeg => super::jpeg::decode(bytes, limits, min_side),
+        ImageFormat::Pnm => super::pnm::decode(bytes, limits),
         _ => decode_with_image(bytes, format, limits),
     }
 }
 
 /// Recognises the container from its magic bytes.
 pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
+    if bytes.len() > 2 && bytes[0] == b'P' && matches!(bytes[1], b'1'..=b'6') && bytes[2].is_ascii_whitespace() {
+        return Ok(ImageFormat::Pnm);
+    }
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -239,6 +247,8 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
         Ok(image::ImageFormat::WebP) => Ok(ImageFormat::WebP),
         Ok(image::ImageFormat::Bmp) => Ok(ImageFormat::Bmp),
         Ok(image::ImageFormat::Tiff) => Ok(ImageFormat::Tiff),
+        // Pillow reads P1-P6 (`pnm`); PAM (P7) and the float maps it does not.
+        Ok(image::ImageFormat::Pnm) => Err(DecodeError::UnsupportedFormat { format: "PAM (P7) or PFM".into() }),
         Ok(other) => Err(DecodeError::UnsupportedFormat { format: format!("{other:?}").to_uppercase() }),
         Err(_) => {
             if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
@@ -262,6 +272,7 @@ fn peek_dimensions(format: ImageFormat, b: &[u8]) -> Option<(u32, u32)> {
         // BITMAPINFOHEADER and later: signed width and height (negative height = top-down).
         ImageFormat::Bmp if le32(14)? >= 40 => Some((le32(18)?.unsigned_abs(), le32(22)?.unsigned_abs())),
         ImageFormat::Jpeg => super::jpeg::frame_size(b),
+        ImageFormat::Pnm => super::pnm::dimensions(b),
         _ => None,
     }
 }
