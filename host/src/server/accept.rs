@@ -72,7 +72,9 @@ pub fn default_max_connections() -> usize {
                 }
             }
         }
-        (limit.rlim_cur as u64).saturating_sub(FD_RESERVE).max(64) as usize
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every Unix
+        let current = limit.rlim_cur as u64;
+        current.saturating_sub(FD_RESERVE).max(64) as usize
     }
     #[cfg(not(unix))]
     {
