@@ -99,6 +99,14 @@ fn kinds(images: &[Vec<u8>], i: usize) -> Vec<Kind> {
             json(json!({"input": ["a red car", "snow"], "model": "ViT-B-32"})),
             200,
         ),
+        k(
+            "bad_openai_tokens",
+            "POST",
+            "/v1/embeddings",
+            "application/json",
+            json(json!({"input": [[1, 2, 3]], "model": "ViT-B-32"})),
+            422,
+        ),
         k("bad_truncated_jpeg", "POST", "/v1/embed/image", "image/jpeg", img[..img.len() / 3].to_vec(), 422),
         k(
             "bad_random_bytes",
@@ -172,7 +180,14 @@ fn main() -> Result<(), String> {
                         let well_formed = if status == 200 {
                             serde_json::from_str::<serde_json::Value>(&body).is_ok()
                         } else {
-                            serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v["error_type"].is_string())
+                            // The OpenAI-compatible route answers in OpenAI's error shape.
+                            serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
+                                if kind.path == "/v1/embeddings" {
+                                    v["error"]["message"].is_string() && v["error"]["code"].is_string()
+                                } else {
+                                    v["error_type"].is_string()
+                                }
+                            })
                         };
                         let mut t = tally.lock().unwrap();
                         let entry = t.by_kind.entry(kind.name).or_default();
