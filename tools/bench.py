@@ -26,7 +26,8 @@ Rows:
                  torch.cuda.is_available() (tools/bench_decision.py).
   boundary       one call across the plugin ABI (target/release/boundary) as a
                  share of a batch-1 image embedding.
-  peak memory    max RSS of each process above (getrusage of the child). For
+  peak memory    peak RSS of each process above (its own VmHWM, polled; not
+                 getrusage, which inherits this process's RSS at exec). For
                  faces twice: against insightface alone, and against the
                  same with torch + open_clip imported, as in the service's
                  one process (switchyard's plugin maps libtorch either way).
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,18 +55,44 @@ PY = os.path.join(ROOT, ".venv/bin/python")
 BIN = os.path.join(ROOT, "target/release")
 
 
+def vm_hwm_mb(pid: int) -> float | None:
+    """The peak RSS of `pid`'s own address space (VmHWM), in MB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[str, str, float]:
-    """Runs cmd; returns (stdout, stderr, peak RSS in MB) of that process alone."""
+    """Runs cmd; returns (stdout, stderr, peak RSS in MB) of that process alone.
+
+    Not getrusage's ru_maxrss: on Linux a child's maxrss starts from the RSS
+    of the address space it replaced at exec, which is a copy of this
+    process (torch and open_clip imported: ~800 MB), so both sides read
+    the same. VmHWM belongs to the new address space only; it is polled
+    every 20 ms and its last value kept (it only grows). Where /proc is
+    missing (macOS), ru_maxrss is used (there it is the child's own, in bytes).
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        peak = 0.0
+        while proc.poll() is None:
+            hwm = vm_hwm_mb(proc.pid)
+            if hwm is not None:
+                peak = max(peak, hwm)
+            time.sleep(0.02)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])}... failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return stdout, stderr, usage.ru_maxrss / 1024.0
+    if not os.path.exists("/proc/self/status"):
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (1 << 20)
+    return stdout, stderr, peak
 
 
 def camera_images(out_dir: str, count: int) -> list[str]:
