@@ -64,6 +64,26 @@ fn half_sent_request_heads_are_closed_after_the_header_timeout() {
 }
 
 #[test]
+fn a_silent_connection_and_half_an_http2_preface_are_closed_too() {
+    // Before hyper has a byte it runs no timer: the server bounds the first bytes itself.
+    let server = Server::start("first-bytes", &["--no-faces", "--header-read-timeout-s", "2"], &[]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let opened = Instant::now();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut preface = TcpStream::connect(&addr).unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    for (what, s) in [("silent", &mut silent), ("half an HTTP/2 preface", &mut preface)] {
+        let after = closed_after(s, opened);
+        assert!(
+            after >= Duration::from_millis(1500) && after < Duration::from_secs(8),
+            "{what}: closed after {after:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(metric(&server, "switchyard_connections_closed_total{reason=\"header_timeout\"}") >= 2.0);
+}
+
+#[test]
 fn at_the_connection_cap_new_connections_wait_and_are_served_when_a_slot_frees() {
     let server = Server::start(
         "connection-cap",

@@ -6,6 +6,9 @@
 //!   (hyper's HTTP/1 timer, which runs from the connection's start and again
 //!   while a kept-alive connection waits for its next request). axum's own
 //!   `serve` sets no timer, so half-sent requests stayed open for ever.
+//!   Before hyper sees a byte (while it tells HTTP/1 from HTTP/2) the same
+//!   limit applies to the first bytes, and an HTTP/2 preface must arrive
+//!   whole within it.
 //! - A cap on open connections (`SWITCHYARD_MAX_CONNECTIONS`; default the
 //!   open-file limit less a reserve for models, plugins and logs). At the cap
 //!   the loop stops accepting: new connections wait in the socket's listen
@@ -92,8 +95,16 @@ pub async fn serve(
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
+    // HTTP/2: pings find dead peers; a stalled stream is bounded by the request deadline.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(limits.header_read_timeout.unwrap_or(Duration::from_secs(20)));
+    let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -119,18 +130,47 @@ pub async fn serve(
         let app = app.clone();
         let service =
             hyper::service::service_fn(move |req: hyper::Request<Incoming>| app.clone().oneshot(req.map(Body::new)));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
-        let metrics = metrics.clone();
+        let (builder, watcher, metrics, mut stopping) =
+            (builder.clone(), graceful.watcher(), metrics.clone(), stop_rx.clone());
         metrics.connection_opened();
         tokio::spawn(async move {
-            let outcome = connection.await;
+            let _slot = slot;
+            // Until the first bytes arrive hyper runs no timer (it is still telling HTTP/1 from
+            // an HTTP/2 preface): a connection that sends nothing, or half a preface, ends here.
+            if let Some(limit) = limits.header_read_timeout {
+                let started = tokio::select! {
+                    started = tokio::time::timeout(limit, first_bytes(&stream)) => started,
+                    _ = stopping.wait_for(|stop| *stop) => Ok(false),
+                };
+                match started {
+                    Ok(true) => {}
+                    Ok(false) => return metrics.connection_closed(false),
+                    Err(_) => return metrics.connection_closed(true),
+                }
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let outcome = watcher.watch(connection).await;
             metrics.connection_closed(outcome.as_ref().err().map(|e| closed_by_timeout(e.as_ref())).unwrap_or(false));
-            drop(slot);
         });
     }
+    let _ = stop_tx.send(true);
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Waits for a connection's first bytes: false if it closed first. A possible
+/// HTTP/2 preface (`PRI * HTTP/2.0...`) must arrive whole (24 bytes), since
+/// hyper's HTTP/2 side has no header timer of its own.
+async fn first_bytes(stream: &tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if buf[0] != b'P' || n >= buf.len() => return true,
+            // A partial preface: peek answers at once while those bytes wait, so poll.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 /// Whether a connection ended because its client did not send a request head in time.
