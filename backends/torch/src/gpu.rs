@@ -86,7 +86,7 @@ impl GpuDevice {
     pub fn release_cache(self) -> Result<u64, GpuError> {
         let before = self.memory()?;
         match self {
-            GpuDevice::Cpu => unreachable!("memory() refused the CPU"),
+            GpuDevice::Cpu => return Err(GpuError::NotAGpu { device: self.label(), what: "a cache release" }),
             GpuDevice::Cuda(i) => {
                 bridge::cuda_empty_cache().map_err(self.libtorch())?;
                 bridge::cuda_reset_peak(i).map_err(self.libtorch())?;
