@@ -11,7 +11,7 @@
 #   bin/contract    the contract test binary (tests/tests/contract.rs), stripped;
 #                   it reads SWITCHYARD_TEST_PLUGIN_DIR and SWITCHYARD_TEST_MODELS
 #   tools/          the exporter and model makers, the reference scripts the
-#                   checks use, tools/gpu_check/ (judge, bench, wheels, images)
+#                   checks use, tools/gpu_check/ (judge, bench, memory, wheels, images)
 #   photos/         the photos the parity images and the face check are made
 #                   from (scikit-image's and insightface's data files)
 #   wheels/         what that machine lacks, for CPython 3.12 on x86_64 Linux:
@@ -79,7 +79,7 @@ step "tools"
 cp tools/export_clip.py tools/clip_common.py tools/make_face_models.py tools/make_test_models.py \
   tools/compare_embeddings.py "$out/tools/"
 cp tools/reference/clip_embed.py tools/reference/make_parity_images.py "$out/tools/reference/"
-cp tools/gpu_check/judge.py tools/gpu_check/bench.py tools/gpu_check/wheels.py tools/gpu_check/parity_images.py \
+cp tools/gpu_check/judge.py tools/gpu_check/bench.py tools/gpu_check/memory.py tools/gpu_check/wheels.py tools/gpu_check/parity_images.py \
   "$out/tools/gpu_check/"
 install -m 0755 tools/gpu_check/run.sh "$out/run.sh"
 

@@ -12,6 +12,8 @@
 #      cosine >= 0.9999 in float32, >= 0.999 in float16 (TorchScript), and the
 #      ONNX engine through ONNX Runtime's CUDA provider >= 0.9999; faces (both
 #      ONNX models) end to end;
+#   4b. the libtorch bridge: TF32 on vs off (cosine), device memory while serving
+#      and the reserved bytes released by an idle unload (tools/gpu_check/memory.py);
 #   5. images/s and texts/s against open_clip in Python on the same GPU
 #      (float32, and float16 autocast) in one run (tools/bench_clip.py).
 #
@@ -166,6 +168,20 @@ check "cuda faces: detector and recognizer on CUDAExecutionProvider" \
 # CUDA libraries only through the preload in backends/engine/src/providers.rs, not through libtorch's.
 check "ONNX Runtime's CUDA provider with no libtorch in the process (cpu plugin, ONNX_PROVIDERS=cuda)" \
   faces_on faces-cuda-no-torch CUDAExecutionProvider DEVICE=cpu ONNX_PROVIDERS=cuda
+
+# The libtorch bridge: TF32 on vs off in float32 (bar: float16's), and libtorch's device memory
+# while serving and across an idle unload (tools/gpu_check/memory.py, also in the GPU bundle).
+tf32() {
+  embed cuda-float32-tf32 cuda cuda: DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float32 SWITCHYARD_CUDA_TF32=on || return 1
+  python tools/compare_embeddings.py "$out/cuda-float32.jsonl" "$out/cuda-float32-tf32.jsonl" --min 0.999 \
+    --label "cuda float32 TF32 on vs off" | tee "$out/cuda-float32-tf32.cosine.txt"
+}
+check "cuda TorchScript float32 with SWITCHYARD_CUDA_TF32=on vs off: cosine >= 0.999" tf32
+mkdir -p "$out/memory-images"
+cp "$VENV"/lib/python3*/site-packages/skimage/data/{astronaut.png,coffee.png,chelsea.png,rocket.jpg} "$out/memory-images/"
+check "device memory while serving on cuda (/info, /metrics), reserved before and after an idle unload" \
+  python tools/gpu_check/memory.py --bin "$bin" --images "$out/memory-images" --device cuda --ttl 6 \
+  --log "$out/memory-serve.log" --json "$out/memory.json"
 
 # bench: tools/bench_clip.py, its table kept for the summary.
 bench() {

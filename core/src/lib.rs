@@ -8,6 +8,8 @@
 //!   plugin can never take the host down with a panic.
 //! - [`runtimes`]: where libtorch and ONNX Runtime are found on the machine a
 //!   plugin lands on (settings, Python environment, bundled, system).
+//! - [`memory`]: device memory figures and GPU settings as keys of a
+//!   backend's info (what `/info`, `/metrics` and run metadata report).
 //! - [`device`]: device kinds and the `DEVICE` spec parser.
 //! - [`settings`]: parsing of the other selection variables (`FORCE_CPU`,
 //!   `ONNX_PROVIDERS`).
@@ -21,6 +23,7 @@ pub mod abi;
 pub mod companion;
 pub mod device;
 pub mod guard;
+pub mod memory;
 pub mod runtimes;
 pub mod select;
 pub mod settings;

@@ -50,6 +50,12 @@ pub struct DeviceArgs {
     /// TorchScript dtype on GPUs: float16 (default on CUDA), bfloat16 or float32.
     #[arg(long, env = "DTYPE")]
     pub dtype: Option<String>,
+    /// CUDA: TF32 in float32 matmuls and cuDNN convolutions (off: IEEE float32, exact).
+    #[arg(long, env = "SWITCHYARD_CUDA_TF32", default_value = "")]
+    pub cuda_tf32: String,
+    /// CUDA: cuDNN benchmark mode, timing kernels per input shape (off by default).
+    #[arg(long, env = "SWITCHYARD_CUDNN_BENCHMARK", default_value = "")]
+    pub cudnn_benchmark: String,
 }
 
 /// Where plugins are.
@@ -79,6 +85,10 @@ pub struct DeviceSettings {
     pub ort_dylib: Option<PathBuf>,
     /// `DTYPE`.
     pub dtype: Option<String>,
+    /// `SWITCHYARD_CUDA_TF32`.
+    pub cuda_tf32: bool,
+    /// `SWITCHYARD_CUDNN_BENCHMARK`.
+    pub cudnn_benchmark: bool,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -95,6 +105,8 @@ impl DeviceArgs {
             threads: self.threads,
             ort_dylib: self.ort_dylib.clone(),
             dtype: self.dtype.clone(),
+            cuda_tf32: parse_bool_flag("SWITCHYARD_CUDA_TF32", &self.cuda_tf32)?,
+            cudnn_benchmark: parse_bool_flag("SWITCHYARD_CUDNN_BENCHMARK", &self.cudnn_benchmark)?,
         })
     }
 }
@@ -114,6 +126,9 @@ impl DeviceSettings {
         if let Some(d) = &self.dtype {
             extra.push(("dtype".to_string(), d.clone()));
         }
+        // Applied by the CUDA companion when it opens (switchyard_torch::gpu::CudaSettings).
+        extra.push(("cuda_tf32".to_string(), self.cuda_tf32.to_string()));
+        extra.push(("cudnn_benchmark".to_string(), self.cudnn_benchmark.to_string()));
         BackendConfig {
             device_index: device_index.into(),
             onnx_providers: self.onnx_providers.iter().flatten().map(|p| p.ort_name().into()).collect(),

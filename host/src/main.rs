@@ -384,6 +384,7 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             gpu_name: None,
             gpu_memory_bytes: None,
             mps_available: false,
+            device_memory: Vec::new(),
             clip: clip.as_ref().map(|c| ClipFacts {
                 model: c.model.config.model.clone(),
                 pretrained: c.model.config.pretrained.clone(),

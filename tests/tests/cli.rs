@@ -105,6 +105,15 @@ fn bad_force_cpu_is_an_error() {
 }
 
 #[test]
+fn bad_cuda_switches_are_errors() {
+    for var in ["SWITCHYARD_CUDA_TF32", "SWITCHYARD_CUDNN_BENCHMARK"] {
+        let out = probe(&real_plugins(&format!("bad-{var}")), &[(var, "maybe")], false);
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        assert!(stderr(&out).contains(&format!("`{var}=maybe` is not a boolean")), "{}", stderr(&out));
+    }
+}
+
+#[test]
 fn bad_onnx_providers_is_an_error() {
     let out = probe(&real_plugins("badep"), &[("ONNX_PROVIDERS", "cuda,tensorrt")], false);
     assert_eq!(out.status.code(), Some(2));

@@ -48,6 +48,34 @@ fn idle_models_are_unloaded_after_the_ttl_and_come_back_on_the_next_request() {
     server.terminate();
 }
 
+/// On the CPU the companion's unload runs its allocator-cache release too,
+/// which answers "not a GPU" (no figures, no release, no error): the device
+/// facts stay empty through an idle unload of TorchScript CLIP.
+#[test]
+fn the_cpu_reports_no_device_memory_through_an_idle_unload() {
+    let mut server = Server::start(
+        "idle-cpu-memory",
+        &["--no-faces"],
+        &[("SWITCHYARD_MODEL_IDLE_TTL_S", "2"), ("CLIP_ENGINE", "torchscript"), ("SWITCHYARD_CUDA_TF32", "on")],
+    );
+    let url = format!("{}/v1/embed/text", server.url);
+    let body = json!({"texts": ["a photo of a cat"]});
+    assert_eq!(post_json(&url, &body, &[]).status, 200);
+    wait_for(&server, "idle unload", |r| r["clip"]["loaded"] == false);
+    assert_eq!(post_json(&url, &body, &[]).status, 200, "reloaded after the unload");
+    let info = send("GET", &format!("{}/info", server.url), &[], b"").body;
+    assert_eq!(info["backend_extra"].as_array().map(|a| a.is_empty()), Some(false), "{info}");
+    assert_eq!(info["device_memory"], json!([]), "{info}");
+    for key in ["device_memory_error", "allocator_cache", "cuda_settings"] {
+        assert_eq!(info[key], Value::Null, "{key} on the CPU: {info}");
+    }
+    let metrics = send("GET", &format!("{}/metrics", server.url), &[], b"");
+    let text = metrics.body.as_str().unwrap_or_default();
+    assert!(text.contains("switchyard_requests_total"), "{text}");
+    assert!(!text.contains("switchyard_device_memory_bytes"), "no device memory series on the CPU: {text}");
+    server.terminate();
+}
+
 #[test]
 fn without_a_ttl_models_stay_loaded() {
     let mut server = Server::start("idle-none", &["--no-faces"], &[]);

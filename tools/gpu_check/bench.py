@@ -17,6 +17,14 @@ open_clip in Python, on the same GPU, same weights, same inputs.
               preprocessed batches, texts (tokenize + encode_text); GPU
               memory: torch.cuda.max_memory_allocated, and nvidia-smi's view.
 
+A precision `float32+tf32` is float32 with SWITCHYARD_CUDA_TF32=on (TF32 in
+cuBLAS matmuls and cuDNN convolutions); such a run must report libtorch's TF32
+switches on in its run metadata, a plain float32 run off. `--no-python` runs
+only the switchyard side (the TF32 check: float32 against float32+tf32).
+Rows also carry the rate over the device side of the image batches alone
+(`image_compute_images_per_s`: images / image compute time), where TF32
+shows even when decoding bounds the end-to-end rate.
+
 Prints a table, a `RESULT:` line per row (collected by run.sh's summary) and
 writes --json. Not a pass/fail test beyond: every run must finish, and each
 switchyard run must have run its towers on `cuda:N` in the precision asked.
@@ -109,7 +117,9 @@ class GpuMemory:
 
 def run_switchyard(args, precision: str, batch: int, images: list[str], texts_file: str) -> dict:
     meta_path = os.path.join(args.work, f"sy-{precision}-b{batch}.meta.json")
-    env = dict(os.environ, DEVICE=args.device, CLIP_ENGINE="torchscript", DTYPE=precision)
+    dtype, _, mode = precision.partition("+")
+    tf32 = "on" if mode == "tf32" else "off"
+    env = dict(os.environ, DEVICE=args.device, CLIP_ENGINE="torchscript", DTYPE=dtype, SWITCHYARD_CUDA_TF32=tf32)
     cmd = [args.bin, "embed", "--texts-file", texts_file, "--out", os.devnull, "--metadata", meta_path, "--quiet",
            "--batch-size", str(batch), "--io-workers", str(args.io_workers), *images]
     t = time.perf_counter()
@@ -132,11 +142,17 @@ def run_switchyard(args, precision: str, batch: int, images: list[str], texts_fi
            "runs_on": clip.get("runs_on"), "torch_dtype": extra.get("torch_dtype"),
            "images": summ["images"], "texts": summ["texts"], "errors": summ["errors"],
            "images_per_s": summ["images_per_s"], "texts_per_s": summ["texts_per_s"],
+           "image_compute_images_per_s": round(summ["images"] / max(summ.get("image_compute_s") or 0, 1e-9), 1),
+           "tf32": tf32, "cuda_tf32_matmul": extra.get("cuda_tf32_matmul"),
+           "cuda_tf32_cudnn": extra.get("cuda_tf32_cudnn"), "device_memory": meta.get("device_memory"),
            "process_s": round(time.perf_counter() - t, 2), **m}
     place = "cuda:" if args.device.startswith("cuda") else args.device
     if not str(row["runs_on"]).startswith(place):
         raise SystemExit(f"switchyard's CLIP towers ran on {row['runs_on']}, not {place}: {row}")
-    want = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[precision]
+    if place == "cuda:" and (row["cuda_tf32_matmul"], row["cuda_tf32_cudnn"]) != (str(tf32 == "on").lower(),) * 2:
+        raise SystemExit(f"asked for TF32 {tf32}, libtorch reports matmul {row['cuda_tf32_matmul']}, "
+                         f"cuDNN {row['cuda_tf32_cudnn']}: {row}")
+    want = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[dtype]
     if place == "cuda:" and row["torch_dtype"] is not None and str(row["torch_dtype"]).lower() != want:
         raise SystemExit(f"switchyard ran {row['torch_dtype']}, not {precision}: {row}")
     return row
@@ -257,6 +273,7 @@ def main() -> int:
     ap.add_argument("--io-workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--timeout", type=int, default=60, help="seconds per switchyard run")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--no-python", action="store_true", help="only the switchyard runs (no open_clip)")
     ap.add_argument("--python-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--images-list", help=argparse.SUPPRESS)
     ap.add_argument("--texts-file", help=argparse.SUPPRESS)
@@ -277,7 +294,8 @@ def main() -> int:
         for b in [int(x) for x in args.batches.split(",")]:
             rows.append(run_switchyard(args, p, b, images, texts_file))
             print(json.dumps(rows[-1]), flush=True)
-    py = run_python(args, images, texts_file)
+    py = run_python(args, images, texts_file) if not args.no_python else {
+        "rows": [], "gpu": args.device, "torch": "-", "open_clip": "-", "nvidia_smi": {"gpu_mib": None}}
     rows += py["rows"]
     print(f"\nCLIP {os.path.basename(args.model_dir)} on {py['gpu']} ({args.device}): {args.images} images "
           f"(640 px JPEG; Python end to end: {args.python_images}), {args.texts} texts; torch {py['torch']}, "
@@ -288,15 +306,27 @@ def main() -> int:
         label = (f"switchyard torchscript {r['precision']}" if r["side"] == "switchyard"
                  else f"python open_clip {r['precision']}{' autocast' if r.get('autocast') else ''}")
         mib = r.get("gpu_mib") if r["side"] == "switchyard" else r.get("torch_max_allocated_mib")
-        mo = r.get("model_only_images_per_s")
+        mo = r.get("model_only_images_per_s") or r.get("image_compute_images_per_s")
         print(f"{label:<44}{r['batch']:>6}{r['images_per_s']:>10.1f}{(f'{mo:.1f}' if mo else '-'):>11}"
               f"{r['texts_per_s']:>10.1f}{mib if mib is not None else '-':>9}")
         if not args.device.startswith("cuda"):
             continue  # a smoke run: no figures for the summary
         print(f"RESULT: bench {label} batch {r['batch']}: {r['images_per_s']:.1f} images/s"
-              + (f" ({mo:.1f} model-only)" if mo else "") + f", {r['texts_per_s']:.1f} texts/s, "
+              + (f" ({mo:.1f} {'device side' if r['side'] == 'switchyard' else 'model-only'})" if mo else "")
+              + f", {r['texts_per_s']:.1f} texts/s, "
               + (f"GPU {mib} MiB ({r.get('gpu_mib_source')})" if r["side"] == "switchyard"
                  else f"torch max allocated {mib} MiB"))
+    for off in [r for r in rows if r["side"] == "switchyard" and r["precision"] == "float32"]:
+        on = next((r for r in rows if r["side"] == "switchyard" and r["precision"] == "float32+tf32"
+                   and r["batch"] == off["batch"]), None)
+        if on is None or not args.device.startswith("cuda"):
+            continue
+        ratio = lambda k: on[k] / off[k] if off[k] else float("nan")  # noqa: E731
+        print(f"RESULT: tf32 float32 batch {off['batch']}: images/s {off['images_per_s']:.1f} off, "
+              f"{on['images_per_s']:.1f} on (x{ratio('images_per_s'):.2f}); device side "
+              f"{off['image_compute_images_per_s']:.1f} -> {on['image_compute_images_per_s']:.1f} "
+              f"(x{ratio('image_compute_images_per_s'):.2f}); texts/s {off['texts_per_s']:.1f} -> "
+              f"{on['texts_per_s']:.1f} (x{ratio('texts_per_s'):.2f})")
     if args.json:
         json.dump({"rows": rows, "python": {k: v for k, v in py.items() if k != "rows"}}, open(args.json, "w"),
                   indent=1)

@@ -256,6 +256,25 @@ def cmd_embed(args: list[str]) -> int:
     if want_dtype and dtype is not None and dtype.lower() not in DTYPE_NAMES[want_dtype]:
         print(f"expected the TorchScript towers in {want_dtype}, the backend says {dtype}")
         ok = False
+    # TorchScript on a GPU: the run metadata carries libtorch's allocator figures and TF32 switches.
+    memory = meta.get("device_memory")
+    print(f"device memory at the end of the run: {memory}; TF32 matmul {extra.get('cuda_tf32_matmul')}, "
+          f"cuDNN {extra.get('cuda_tf32_cudnn')}, cuDNN benchmark {extra.get('cudnn_benchmark')}")
+    if runs_on.startswith("cuda:"):
+        mine = next((d for d in memory or [] if d.get("device") == runs_on), None)
+        if not mine or not mine.get("allocated_bytes") or mine.get("reserved_bytes", 0) < mine["allocated_bytes"]:
+            print(f"expected allocator figures for {runs_on} in the run metadata's device_memory, got {memory}")
+            ok = False
+        else:
+            print(f"RESULT: run metadata {runs_on} {want_dtype or ''}: allocated "
+                  f"{mine['allocated_bytes'] / 2**20:.1f} MiB, reserved {mine['reserved_bytes'] / 2**20:.1f} MiB, "
+                  f"peak {(mine.get('peak_bytes') or 0) / 2**20:.1f} MiB")
+        tf32 = args[4] if len(args) > 4 else "off"
+        want = "true" if tf32 == "on" else "false"
+        if (extra.get("cuda_tf32_matmul"), extra.get("cuda_tf32_cudnn")) != (want, want):
+            print(f"expected libtorch's TF32 switches {tf32} (SWITCHYARD_CUDA_TF32), the backend says matmul "
+                  f"{extra.get('cuda_tf32_matmul')}, cuDNN {extra.get('cuda_tf32_cudnn')}")
+            ok = False
     return 0 if ok else 1
 
 

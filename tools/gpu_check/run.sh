@@ -11,7 +11,7 @@
 #
 # Settings: PYTHON (default python3), ORT=bundle|python (which ONNX Runtime the plugins use:
 # the bundled 1.31.1 library, default, or the one in that python's site-packages),
-# GPU_CHECK_DEADLINE_S (default 420: no check starts after it, each check's limit is cut to it).
+# GPU_CHECK_DEADLINE_S (default 480: no check starts after it, each check's limit is cut to it).
 #
 # Every check runs with its own limit and log, and prints PASS, FAIL or SKIP; one that needs a GPU
 # says "SKIP ... no NVIDIA GPU here" where there is none. The summary goes to stdout and to
@@ -35,7 +35,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 T0=$SECONDS
-DEADLINE="${GPU_CHECK_DEADLINE_S:-420}"
+DEADLINE="${GPU_CHECK_DEADLINE_S:-480}"
 mkdir -p "$OUT/logs" || exit 2
 OUT="$(cd "$OUT" && pwd)"
 rm -f "$OUT"/logs/*.log "$OUT/results.tsv" "$OUT/summary.json" "$OUT/summary.txt" "$OUT/bench.json"
@@ -274,8 +274,10 @@ embed() {
   env "$@" "$SY" embed "$IMAGES" --texts-file "$TEXTS" --quiet --out "$EMB/$name.jsonl" \
     --metadata "$EMB/$name.meta.json" || rc=$?
   [[ $rc -eq 0 || $rc -eq 3 ]] || return "$rc"   # 3: some inputs are not decodable (the same on every device)
+  local tf32=off a
+  for a in "$@"; do [[ "$a" == SWITCHYARD_CUDA_TF32=on ]] && tf32=on; done
   if [[ "$dtype" == - ]]; then "$PY" "$JUDGE" embed "$EMB/$name.meta.json" "$dev" "$on"
-  else "$PY" "$JUDGE" embed "$EMB/$name.meta.json" "$dev" "$on" "$dtype"; fi
+  else "$PY" "$JUDGE" embed "$EMB/$name.meta.json" "$dev" "$on" "$dtype" "$tf32"; fi
 }
 
 # embed_vs_cpu NAME BAR DEVICE_PREFIX RUNS_ON_PREFIX DTYPE|- [VAR=VALUE...]
@@ -326,6 +328,34 @@ faces_no_torch() {
   faces_on faces-cuda-no-torch CUDAExecutionProvider faces-cpu DEVICE=cpu ONNX_PROVIDERS=cuda
 }
 
+# memory_serve DEVICE: libtorch's device memory figures while `switchyard serve` serves CLIP
+# (TorchScript float32), and the reserved bytes before and after an idle unload (tools/gpu_check/memory.py).
+memory_serve() {
+  "$PY" "$HERE/tools/gpu_check/memory.py" --bin "$SY" --images "$HERE/photos/skimage" --device "$1" --ttl 6 \
+    --log "$WORK/memory-serve-$1.log" --json "$OUT/memory-$1.json"
+}
+
+# TF32 on vs off in float32, on the parity images and texts: the cosine between the two (bar: float16's,
+# TF32 keeps float16's 10-bit mantissa), and against the CPU (reported).
+tf32_cosine() {
+  embed cuda-float32-tf32 cuda cuda: float32 DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float32 SWITCHYARD_CUDA_TF32=on \
+    || return 1
+  local rc=0
+  "$PY" "$HERE/tools/compare_embeddings.py" "$EMB/cuda-float32.jsonl" "$EMB/cuda-float32-tf32.jsonl" --min 0.999 \
+    --label "cuda float32 TF32 on vs off" | tee "$WORK/tf32.cosine" || rc=1
+  "$PY" "$HERE/tools/compare_embeddings.py" "$EMB/cpu.jsonl" "$EMB/cuda-float32-tf32.jsonl" --min -1 \
+    --label "cuda float32 TF32 on vs cpu" | tee -a "$WORK/tf32.cosine"
+  sed 's/^/RESULT: /' "$WORK/tf32.cosine"
+  return "$rc"
+}
+
+# float32 throughput with TF32 off and on (switchyard only, batch 256).
+bench_tf32() {
+  "$PY" "$HERE/tools/gpu_check/bench.py" --bin "$SY" --model-dir "$MODEL_DIR/clip/ViT-B-32" --photos "$HERE/photos" \
+    --work "$WORK/bench-tf32" --device cuda --precisions float32,float32+tf32 --batches 256 --no-python \
+    --io-workers "$NPROC" --timeout 45 --json "$OUT/bench-tf32.json"
+}
+
 bench() {
   "$PY" "$HERE/tools/gpu_check/bench.py" --bin "$SY" --model-dir "$MODEL_DIR/clip/ViT-B-32" --photos "$HERE/photos" \
     --work "$WORK/bench" --device cuda --precisions float32,float16 --batches 64,256 --io-workers "$NPROC" \
@@ -338,7 +368,7 @@ bench_smoke() {  # without a GPU: the benchmark script end to end on the CPU, ti
     --python-images 8 --model-only-images 16 --io-workers "$NPROC" --timeout 120
 }
 
-export -f bench_smoke install_wheels install_switchyard plugin_list small_models wait_export probe_selects probe_refused \
+export -f memory_serve tf32_cosine bench_tf32 bench_smoke install_wheels install_switchyard plugin_list small_models wait_export probe_selects probe_refused \
   probe_cuda1 probe_fields driver_release contract_env contract_run contract_cpu contract_cuda_absent contract_cuda ort_label \
   embed embed_vs_cpu clip_cuda_onnx faces_on faces_cuda faces_no_torch bench
 
@@ -416,7 +446,17 @@ check clip-cuda-f16 gpu 90 "CUDA TorchScript float16 vs CPU: cosine >= 0.999, to
   embed_vs_cpu cuda-float16 0.999 cuda cuda: float16 DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=float16
 check clip-cuda-bf16 gpu 90 "CUDA TorchScript bfloat16 vs CPU: cosine reported, towers on cuda:N" "clip-cpu" \
   embed_vs_cpu cuda-bfloat16 -1 cuda cuda: bfloat16 DEVICE=cuda CLIP_ENGINE=torchscript DTYPE=bfloat16
+check tf32-cosine gpu 90 "CUDA TorchScript float32 with TF32 on vs off: cosine >= 0.999, libtorch reports TF32 on" \
+  "clip-cuda-f32" tf32_cosine
+check memory gpu 120 "device memory while serving on CUDA (/info, /metrics, nvidia-smi); reserved before and after an idle unload" \
+  "install export" memory_serve cuda
+if [[ "$GPUS" == 0 ]]; then
+  check memory-smoke none 120 "device memory on the CPU plugin: no figures, no series; idle unload and reload work" \
+    "install export" memory_serve cpu
+fi
 check clip-cuda-onnx gpu 120 "CUDA ONNX vs CPU: cosine >= 0.9999, towers on CUDAExecutionProvider" "clip-cpu" clip_cuda_onnx
+check bench-tf32 gpu 120 "float32 images/s and texts/s with TF32 off and on (SWITCHYARD_CUDA_TF32), batch 256" \
+  "export" bench_tf32
 check bench gpu 180 "images/s and texts/s vs open_clip on the same GPU, float32 and float16, batch 64 and 256, GPU memory" \
   "export" bench
 if [[ "$GPUS" == 0 ]]; then

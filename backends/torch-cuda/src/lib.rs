@@ -1,11 +1,14 @@
 //! switchyard-torch-cuda: backend-cuda's torch companion. libtorch on
 //! `cuda:N`, with libtorch_cuda kept linked by build.rs (without it libtorch
 //! never registers its CUDA hooks and reports no GPU). The plugin loads it to
-//! probe and open the device.
+//! probe and open the device. Opening applies `SWITCHYARD_CUDA_TF32` and
+//! `SWITCHYARD_CUDNN_BENCHMARK` (switchyard_torch::gpu::CudaSettings, through
+//! the libtorch bridge) before any model loads.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
 use switchyard_core::DeviceKind;
 use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_torch::gpu::CudaSettings;
 use switchyard_torch::TorchBackend;
 
 /// libtorch on CUDA.
@@ -61,6 +64,8 @@ impl Flavor for TorchCuda {
         if let Some(reason) = why_unavailable(index) {
             return Err(BackendError::unavailable(reason));
         }
+        // Process-wide in libtorch; the backend reports them back in `info`.
+        CudaSettings::from_config(config)?.apply()?;
         let device = tch::Device::Cuda(index as usize);
         Ok(TorchBackend::new(config, device, format!("cuda:{index}"), "float16")?)
     }

@@ -9,19 +9,27 @@
 //! with "mixed dtype" on its first call, so a dtype outside that list is
 //! refused at load, with the spec's `export_hint` (the command that makes an
 //! export for it).
+//!
+//! On a GPU, `info` carries the allocator's figures for the device
+//! (`switchyard_core::memory`), and every `unload` hands the allocator's
+//! unused cache back to the driver: the host unloads idle models
+//! (`SWITCHYARD_MODEL_IDLE_TTL_S`) so that other processes get that memory,
+//! and CUDA's caching allocator would otherwise keep it reserved.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
 use switchyard_core::abi::{
     kv, Backend, BackendConfig, BackendError, BackendInfo, DType, ModelInfo, ModelSpec, Tensor, TensorView,
 };
 use switchyard_core::guard::guard;
+use switchyard_core::memory::{RELEASED_BYTES_KEY, RELEASES_KEY};
 use switchyard_engine::EngineError;
 
+use crate::gpu::{cuda_flags_report, GpuDevice, GpuError};
 use crate::model::{dtype_name, parse_dtype, TorchModel};
 use crate::TorchError;
 
@@ -32,6 +40,16 @@ pub struct TorchBackend {
     dtype: Option<DType>,
     models: RwLock<HashMap<u64, Arc<TorchModel>>>,
     next_handle: AtomicU64,
+    gpu: GpuDevice,
+    releases: Releases,
+}
+
+/// What the cache releases after unloads did.
+#[derive(Default)]
+struct Releases {
+    count: AtomicU64,
+    bytes: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 impl TorchBackend {
@@ -47,7 +65,48 @@ impl TorchBackend {
             tch::set_num_threads(config.threads as i32);
         }
         let dtype = parse_dtype(config.get("dtype").unwrap_or(default_dtype))?;
-        Ok(TorchBackend { device, label, dtype, models: RwLock::new(HashMap::new()), next_handle: AtomicU64::new(1) })
+        Ok(TorchBackend {
+            device,
+            label,
+            dtype,
+            models: RwLock::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            gpu: GpuDevice::of(device),
+            releases: Releases::default(),
+        })
+    }
+
+    /// Empties the allocator's cache after an unload. A failure does not
+    /// fail the unload (the model is gone either way); `info` reports it.
+    fn release_cache(&self) {
+        let outcome = self.gpu.release_cache();
+        let mut last_error = self.releases.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(bytes) => {
+                self.releases.count.fetch_add(1, Ordering::Relaxed);
+                self.releases.bytes.fetch_add(bytes, Ordering::Relaxed);
+                *last_error = None;
+            }
+            Err(GpuError::NotAGpu { .. }) => {}
+            Err(e) => *last_error = Some(e.to_string()),
+        }
+    }
+
+    /// The device facts of `info`: memory figures, cache releases, CUDA switches.
+    fn gpu_report(&self) -> Vec<(String, String)> {
+        if self.gpu == GpuDevice::Cpu {
+            return Vec::new();
+        }
+        let mut out = self.gpu.memory_report();
+        out.push((RELEASES_KEY.into(), self.releases.count.load(Ordering::Relaxed).to_string()));
+        out.push((RELEASED_BYTES_KEY.into(), self.releases.bytes.load(Ordering::Relaxed).to_string()));
+        if let Some(e) = self.releases.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            out.push(("allocator_cache_release_error".into(), e.clone()));
+        }
+        if matches!(self.gpu, GpuDevice::Cuda(_)) {
+            out.extend(cuda_flags_report());
+        }
+        out
     }
 
     fn load(&self, spec: &ModelSpec) -> Result<ModelInfo, TorchError> {
@@ -99,9 +158,11 @@ impl Backend for TorchBackend {
             device: RString::from(self.label.as_str()),
             onnx_providers: RVec::new(),
             extra: kv([
-                ("torch_dtype", format!("{:?}", self.dtype.unwrap_or(DType::F32))),
-                ("torch_threads", tch::get_num_threads().to_string()),
-            ]),
+                ("torch_dtype".to_string(), format!("{:?}", self.dtype.unwrap_or(DType::F32))),
+                ("torch_threads".to_string(), tch::get_num_threads().to_string()),
+            ]
+            .into_iter()
+            .chain(self.gpu_report())),
         }
     }
 
@@ -119,7 +180,12 @@ impl Backend for TorchBackend {
     fn unload(&self, model: u64) -> RResult<(), BackendError> {
         guard("unload", || {
             let removed = self.models.write().unwrap_or_else(|p| p.into_inner()).remove(&model);
-            removed.map(drop).ok_or_else(|| EngineError::UnknownHandle { handle: model }.into())
+            let removed = removed.ok_or_else(|| BackendError::from(EngineError::UnknownHandle { handle: model }))?;
+            // The weights go back to the allocator here (unless a call still holds the model)...
+            drop(removed);
+            // ...and from its cache to the driver here.
+            self.release_cache();
+            Ok(())
         })
     }
 

@@ -10,9 +10,15 @@
 //! this crate and loaded by the plugin only when it needs libtorch
 //! (`switchyard_engine::companion`). The companion exports the same root
 //! module as a plugin, so the same abi_stable checks guard that boundary.
+//!
+//! What tch does not wrap (the caching allocator's figures and cache
+//! release, TF32 and cuDNN settings) goes through a small cxx bridge to
+//! libtorch's C++ API ([`bridge`], used through [`gpu`]).
 
 pub mod backend;
+pub mod bridge;
 pub mod error;
+pub mod gpu;
 pub mod model;
 pub mod tensor;
 

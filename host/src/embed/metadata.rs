@@ -50,6 +50,8 @@ pub struct RunMetadata<'a> {
     pub gpu_name: Option<String>,
     pub gpu_memory_bytes: Option<u64>,
     pub mps_available: bool,
+    /// libtorch's allocator figures per device at the end of the run (none on the CPU).
+    pub device_memory: Vec<switchyard_core::memory::DeviceMemory>,
     pub clip: Option<ClipFacts>,
     /// The face models, where each runs, whether they are stand-ins.
     pub faces: Option<crate::faces::pipeline::FaceModelInfo>,
@@ -65,7 +67,7 @@ pub fn now_unix() -> u64 {
 }
 
 impl RunMetadata<'_> {
-    /// Fills the GPU / MPS fields from the device report.
+    /// Fills the GPU / MPS / device memory fields from the device report.
     pub fn with_hardware(mut self) -> Self {
         let index = self.device.device.strip_prefix("cuda:").and_then(|i| i.parse::<u32>().ok());
         if let Some(gpu) = index.and_then(|i| self.device.hardware.cuda.devices.iter().find(|d| d.index == i)) {
@@ -74,6 +76,8 @@ impl RunMetadata<'_> {
         }
         self.mps_available =
             matches!(self.device.hardware.mps, switchyard_core::select::Availability::Available { .. });
+        let extra = self.device.backend_extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        self.device_memory = switchyard_core::memory::device_memory(extra);
         self
     }
 

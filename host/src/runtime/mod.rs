@@ -6,9 +6,12 @@
 //! second libtorch build never enters this process); the selected file is
 //! then loaded in-process and opened. If that fails the error says why; the
 //! process never loads two plugins, except the CPU fallback ([`fallback`]),
-//! which is checked to bring no second runtime.
+//! which is checked to bring no second runtime. [`gpu_report`] reads the
+//! device facts (memory, cache releases, CUDA switches) out of the backend's
+//! live info.
 
 pub mod fallback;
+pub mod gpu_report;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::runtime::gpu_report;
 use crate::server::error::ApiError;
 use crate::server::face_service::FaceService;
 use crate::server::state::AppState;
@@ -33,7 +34,9 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
     if let FaceService::Ready(f) = &models.faces {
         served_by["faces"] = f.devices.report();
     }
-    Ok(Json(json!({
+    // Live facts (the runtimes load with the first model; memory moves with every call).
+    let live = models.runtime.backend.info().extra;
+    let mut out = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "platform": report.platform,
         "machine": report.machine,
@@ -49,7 +52,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "onnx_providers": report.onnx_providers,
         "backend_extra": report.backend_extra,
         // What each runtime's file is and which rule found it, now (they load with the first model).
-        "runtimes": runtimes(&models.runtime.backend.info().extra),
+        "runtimes": runtimes(&live),
         "startup_ms": report.startup_ms,
         "fallback": models.fallback.as_ref().map(|f| &f.report),
         "served_by": served_by,
@@ -61,12 +64,21 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "limits": state.config.limits,
         "faces": state.config.faces,
         "connections": state.config.connections,
-    })))
+    });
+    for (key, value) in gpu_report::info_fields(&live) {
+        out[key] = value;
+    }
+    Ok(Json(out))
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format, with the device memory gauges
+/// of the backend in use once it is up.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    let mut text = state.metrics.render();
+    if let Ok(models) = state.models() {
+        gpu_report::render_metrics(&mut text, &gpu_report::memory(&models.runtime.backend.info().extra));
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// The `libtorch_*` / `onnxruntime_*` facts of a backend's info, as an object per runtime.
