@@ -14,6 +14,13 @@
 //!    `+1` pixel areas, IoU `<= 0.4` survives).
 //! 5. Optionally the `max_num` faces ranked by `area - 2 * squared distance
 //!    of the box centre from the image centre`.
+//!
+//! Two departures, both for outputs insightface never meets from a working
+//! model: a candidate whose score, box or landmarks are not finite (a model
+//! emitting NaN or infinity, or distances that overflow f32) is dropped in
+//! the decode, and the boxes kept are clipped to the image at the end
+//! ([`clip_box`]), so a client can crop what it is given. Landmarks are left
+//! as they are: alignment needs them where the model put them.
 
 use crate::image::RgbImage;
 
@@ -85,7 +92,7 @@ pub fn decode(outputs: &[StrideOutput<'_>], input_width: usize, threshold: f32, 
         let s = out.stride as f32;
         let cols = input_width / out.stride;
         for (i, &score) in out.scores.iter().enumerate() {
-            if score < threshold || score.is_nan() {
+            if score < threshold || !score.is_finite() {
                 continue;
             }
             let cell = i / ANCHORS;
@@ -99,7 +106,9 @@ pub fn decode(outputs: &[StrideOutput<'_>], input_width: usize, threshold: f32, 
             for (j, lm) in landmarks.iter_mut().enumerate() {
                 *lm = [(cx + k[2 * j] * s) / scale, (cy + k[2 * j + 1] * s) / scale];
             }
-            found.push(Detection { bbox, score, landmarks });
+            if bbox.iter().chain(landmarks.as_flattened()).all(|v| v.is_finite()) {
+                found.push(Detection { bbox, score, landmarks });
+            }
         }
     }
     // np.argsort(-scores, kind='stable')
@@ -129,6 +138,16 @@ pub fn nms(dets: &[Detection], threshold: f32) -> Vec<Detection> {
             .collect();
     }
     keep
+}
+
+/// Clips `[x1, y1, x2, y2]` to a `width` x `height` image (`x` in
+/// `[0, width]`, `y` in `[0, height]`); a box wholly outside collapses onto
+/// the nearest edge.
+pub fn clip_box(bbox: &mut [f32; 4], width: u32, height: u32) {
+    let (w, h) = (width as f32, height as f32);
+    for (i, v) in bbox.iter_mut().enumerate() {
+        *v = v.clamp(0.0, if i % 2 == 0 { w } else { h });
+    }
 }
 
 /// insightface's `max_num` selection (metric `default`): the `max_num` faces
@@ -177,6 +196,27 @@ mod tests {
         assert_eq!(lb.det_scale, 2.0);
         assert_eq!(lb.blob[0], 127.5 / 128.0);
         assert_eq!(lb.blob[8 * 7], -127.5 / 128.0);
+    }
+
+    #[test]
+    fn boxes_are_clipped_to_the_image() {
+        let mut b = [-3.5, 2.0, 120.0, 80.0];
+        clip_box(&mut b, 100, 50);
+        assert_eq!(b, [0.0, 2.0, 100.0, 50.0]);
+    }
+
+    #[test]
+    fn candidates_that_are_not_finite_are_dropped() {
+        // One cell of an 8x8 input at stride 8 (two anchors): the first has a
+        // box distance of infinity, the second a finite box.
+        let scores = [0.9, 0.8];
+        let boxes = [f32::INFINITY, 0., 1., 1., 0.5, 0.5, 1., 1.];
+        let kps = [0f32; 20];
+        let out = [StrideOutput { stride: 8, scores: &scores, boxes: &boxes, kps: &kps }];
+        let found = decode(&out, 8, 0.5, 1.0);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].score, 0.8);
+        assert_eq!(found[0].bbox, [-4.0, -4.0, 8.0, 8.0]);
     }
 
     #[test]
