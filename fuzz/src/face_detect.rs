@@ -16,11 +16,11 @@
 //! Invariants: settings out of range are a `BadOption`; the letterbox blob is
 //! `3 x w x h` finite values within the normalised byte range; misshapen
 //! outputs are a `BadModel` error; otherwise every face has a finite score at
-//! least the threshold, a finite box within the image (`x1 <= x2` is not
-//! promised: a model may give negative distances), finite landmarks; at most
-//! `max_num` faces (when set); scores descend when `max_num` does not
-//! reorder; every face aligns to a 112 x 112 crop whose ArcFace blob is
-//! finite.
+//! least the threshold, a finite box and finite landmarks; at most `max_num`
+//! faces (when set); scores descend when `max_num` does not reorder; every
+//! face aligns to a 112 x 112 crop whose ArcFace blob is finite. Boxes are
+//! not promised to lie within the image: insightface does not clip them and
+//! the parity test holds the host to its boxes (see `faces::scrfd`).
 
 use arbitrary::{Result, Unstructured};
 use switchyard::faces::align::{norm_crop, CROP_SIZE};
@@ -148,9 +148,7 @@ fn check(u: &mut Unstructured<'_>) -> Result<()> {
             f.score,
             opts.det_threshold
         );
-        let [x1, y1, x2, y2] = f.bbox;
-        let inside = |v: f32, side: u32| v.is_finite() && (0.0..=side as f32).contains(&v);
-        assert!(inside(x1, iw) && inside(x2, iw) && inside(y1, ih) && inside(y2, ih), "box {:?} in {iw}x{ih}", f.bbox);
+        assert!(f.bbox.iter().all(|v| v.is_finite()), "box {:?} in {iw}x{ih}", f.bbox);
         assert!(f.landmarks.as_flattened().iter().all(|v| v.is_finite()), "landmarks {:?}", f.landmarks);
     }
     if opts.max_num == 0 || faces.len() < opts.max_num {

@@ -15,9 +15,12 @@ pub mod plugin_package;
 pub mod request_parse;
 pub mod tokenizer;
 
+/// A target's body: one input; panics when an invariant breaks.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the folder under `corpus/` and `regressions/`,
 /// the binary `cargo fuzz run` takes) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("decode_preprocess", decode_preprocess::run),
     ("face_detect", face_detect::run),
     ("openai_embeddings", openai_embeddings::run),

@@ -67,8 +67,11 @@ fn input(u: &mut Unstructured<'_>) -> Result<(Value, Option<Vec<String>>)> {
     })
 }
 
-/// A request body and what it must give: `Some((texts, base64))` or a refusal.
-fn build(u: &mut Unstructured<'_>) -> Result<(Value, Option<(Vec<String>, bool)>)> {
+/// What a request must give: its texts and whether in base64, or `None`: a refusal.
+type Expected = Option<(Vec<String>, bool)>;
+
+/// A request body and what it must give.
+fn build(u: &mut Unstructured<'_>) -> Result<(Value, Expected)> {
     let mut body = Map::new();
     if u.ratio(1, 8)? {
         return Ok((Value::Object(body), None)); // no input

@@ -315,11 +315,11 @@ impl FacePipeline {
 }
 
 /// The detector's nine outputs for one image turned into its faces: the
-/// anchor decode over `options.det_threshold`, NMS, `max_num`, then each box
-/// clipped to the `(width, height)` image. Pure (what the `face_detect` fuzz
-/// target runs): outputs of the wrong dtype, count or size are a `BadModel`
-/// error, and candidates whose box, landmarks or score are not finite are no
-/// faces.
+/// anchor decode over `options.det_threshold`, NMS, then `max_num` (ranked
+/// against the centre of the `(width, height)` image). Pure (what the
+/// `face_detect` fuzz target runs): outputs of the wrong dtype, count or size
+/// are a `BadModel` error, and candidates whose box, landmarks or score are
+/// not finite are no faces.
 pub fn detections(
     options: &FaceOptions,
     outputs: &[Tensor],
@@ -343,11 +343,7 @@ pub fn detections(
         .collect();
     let candidates = scrfd::decode(&per_stride, w, options.det_threshold, det_scale);
     let kept = scrfd::nms(&candidates, options.nms_threshold);
-    let mut faces = scrfd::select_max(kept, options.max_num, image.0, image.1);
-    for face in &mut faces {
-        scrfd::clip_box(&mut face.bbox, image.0, image.1);
-    }
-    Ok(faces)
+    Ok(scrfd::select_max(kept, options.max_num, image.0, image.1))
 }
 
 /// The f32 values of an output, checked for dtype and element count.

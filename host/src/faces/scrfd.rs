@@ -15,12 +15,12 @@
 //! 5. Optionally the `max_num` faces ranked by `area - 2 * squared distance
 //!    of the box centre from the image centre`.
 //!
-//! Two departures, both for outputs insightface never meets from a working
-//! model: a candidate whose score, box or landmarks are not finite (a model
-//! emitting NaN or infinity, or distances that overflow f32) is dropped in
-//! the decode, and the boxes kept are clipped to the image at the end
-//! ([`clip_box`]), so a client can crop what it is given. Landmarks are left
-//! as they are: alignment needs them where the model put them.
+//! One departure, for outputs insightface never meets from a working model:
+//! a candidate whose score, box or landmarks are not finite (a model emitting
+//! NaN or infinity, or distances that overflow f32) is dropped in the
+//! decode, so no NaN reaches NMS, alignment or a JSON answer. Boxes are not
+//! clipped to the image, as insightface does not clip them (the parity test
+//! holds us to its boxes): a face cut by the edge has a box that crosses it.
 
 use crate::image::RgbImage;
 
@@ -140,16 +140,6 @@ pub fn nms(dets: &[Detection], threshold: f32) -> Vec<Detection> {
     keep
 }
 
-/// Clips `[x1, y1, x2, y2]` to a `width` x `height` image (`x` in
-/// `[0, width]`, `y` in `[0, height]`); a box wholly outside collapses onto
-/// the nearest edge.
-pub fn clip_box(bbox: &mut [f32; 4], width: u32, height: u32) {
-    let (w, h) = (width as f32, height as f32);
-    for (i, v) in bbox.iter_mut().enumerate() {
-        *v = v.clamp(0.0, if i % 2 == 0 { w } else { h });
-    }
-}
-
 /// insightface's `max_num` selection (metric `default`): the `max_num` faces
 /// with the largest `area - 2 * offset^2` from the image centre, best first.
 pub fn select_max(dets: Vec<Detection>, max_num: usize, image_width: u32, image_height: u32) -> Vec<Detection> {
@@ -196,13 +186,6 @@ mod tests {
         assert_eq!(lb.det_scale, 2.0);
         assert_eq!(lb.blob[0], 127.5 / 128.0);
         assert_eq!(lb.blob[8 * 7], -127.5 / 128.0);
-    }
-
-    #[test]
-    fn boxes_are_clipped_to_the_image() {
-        let mut b = [-3.5, 2.0, 120.0, 80.0];
-        clip_box(&mut b, 100, 50);
-        assert_eq!(b, [0.0, 2.0, 100.0, 50.0]);
     }
 
     #[test]
