@@ -359,3 +359,43 @@ fn floats(t: &Tensor, expected: usize, model: &'static str, index: usize) -> Res
     }
     Ok(t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(change: impl FnOnce(&mut FaceOptions)) -> &'static str {
+        let mut o = FaceOptions::default();
+        change(&mut o);
+        match o.validate() {
+            Err(FaceError::BadOption { name, .. }) => name,
+            other => panic!("{o:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_by_name() {
+        assert!(FaceOptions::default().validate().is_ok());
+        assert_eq!(refused(|o| o.det_size = (640, 650)), "det_size");
+        assert_eq!(refused(|o| o.det_size = (MAX_DET_SIDE + 32, 640)), "det_size");
+        assert_eq!(refused(|o| o.det_threshold = f32::NAN), "det_threshold");
+        assert_eq!(refused(|o| o.det_threshold = 1.5), "det_threshold");
+        assert_eq!(refused(|o| o.nms_threshold = -0.1), "nms_threshold");
+        assert_eq!(refused(|o| o.rec_batch = 0), "rec_batch");
+    }
+
+    #[test]
+    fn misshapen_detector_outputs_are_a_model_error() {
+        let options = FaceOptions { det_size: (32, 32), ..FaceOptions::default() };
+        let zeros =
+            |n: usize| Tensor { dtype: DType::F32.code(), shape: vec![n as i64].into(), data: vec![0u8; n * 4].into() };
+        // 32x32: 4x4, 2x2 and 1x1 cells at strides 8, 16, 32, two anchors each.
+        let rows = [32, 8, 2];
+        let mut outputs: Vec<Tensor> = (0..9).map(|i| zeros(rows[i % 3] * [1, 4, 10][i / 3])).collect();
+        assert!(detections(&options, &outputs, 1.0, (32, 32)).expect("well-shaped").is_empty());
+        outputs[4] = zeros(3);
+        assert!(matches!(detections(&options, &outputs, 1.0, (32, 32)), Err(FaceError::BadModel { .. })));
+        outputs.truncate(8);
+        assert!(matches!(detections(&options, &outputs, 1.0, (32, 32)), Err(FaceError::BadModel { .. })));
+    }
+}
