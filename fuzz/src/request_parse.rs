@@ -64,6 +64,8 @@ pub(crate) fn check_refusal(e: &ApiError) {
             | ApiError::UnsupportedMediaType(_)
             | ApiError::InvalidJson(_)
             | ApiError::Validation(_)
+            | ApiError::Param { .. }
+            | ApiError::ModelNotFound { .. }
     );
     assert!(allowed && (400..500).contains(&status), "parsing gave HTTP {status} {}: {e}", e.error_type());
     assert!(!e.to_string().is_empty(), "empty message for {e:?}");
