@@ -16,7 +16,12 @@ cd "$ROOT"
 step "cargo test --release --workspace"
 cargo test --release --workspace --locked 2>&1 | tee "$ROOT/target/test.log"
 step "fuzz targets: build on stable, replay fuzz/corpus and fuzz/regressions"
-cargo test --release --manifest-path "$ROOT/fuzz/Cargo.toml" --locked 2>&1 | tee -a "$ROOT/target/test.log"
+# Not --locked: fuzz/Cargo.lock follows the host's dependencies, which change
+# in the main workspace; a new one is resolved here and reported, not a failure.
+fuzz_lock="$(sha256 "$ROOT/fuzz/Cargo.lock")"
+cargo test --release --manifest-path "$ROOT/fuzz/Cargo.toml" 2>&1 | tee -a "$ROOT/target/test.log"
+[[ "$(sha256 "$ROOT/fuzz/Cargo.lock")" == "$fuzz_lock" ]] ||
+  echo "note: fuzz/Cargo.lock was updated for the host's dependencies; commit it" >&2
 step "soak: 60 s of mixed good and bad requests, every answer checked"
 SOAK_SECONDS="${SOAK_SECONDS:-60}" SOAK_WARMUP_SECONDS=10 bash "$ROOT/tools/soak.sh"
 step "cargo fmt --check"
@@ -24,7 +29,7 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path "$ROOT/fuzz/Cargo.toml" -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
-cargo clippy --release --manifest-path "$ROOT/fuzz/Cargo.toml" --all-targets --locked -- -D warnings
+cargo clippy --release --manifest-path "$ROOT/fuzz/Cargo.toml" --all-targets -- -D warnings
 bash "$here/lint-workflows.sh"
 passed=$(grep -E '^test result: ok' "$ROOT/target/test.log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -E '^test result:' "$ROOT/target/test.log" | awk '{s += $6} END {print s + 0}')
