@@ -53,6 +53,11 @@ if [[ -z "${SWITCHYARD_BPE_VOCAB:-}" ]]; then
   export SWITCHYARD_BPE_VOCAB="${vocab[0]}"
 fi
 
+# The code fuzzed: the commit when the build starts (+changes: tracked files differ from it).
+commit="$(git rev-parse --short HEAD)"
+[[ -z "$(git status --porcelain --untracked-files=no)" ]] || commit="$commit+changes"
+today="$(date -u +%Y-%m-%d)"
+
 step "cargo +nightly fuzz build (${targets[*]})"
 for t in "${targets[@]}"; do
   cargo +nightly fuzz build "$t"
@@ -90,9 +95,6 @@ else
 fi
 
 step "results"
-commit="$(git rev-parse --short HEAD)"
-[[ -z "$(git status --porcelain --untracked-files=no)" ]] || commit="$commit+changes"
-today="$(date -u +%Y-%m-%d)"
 printf '%-18s %6s %12s %8s %13s %15s %14s %s\n' target wall_s executions exec/s cov ft corpus result
 rows=()
 crashed=0
