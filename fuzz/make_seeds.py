@@ -58,6 +58,21 @@ def images(d):
     save("camera-gray.bmp", cam, "BMP")
     save("coffee.tiff", cof, "TIFF")
     save("camera-gray-deflate.tiff", cam, "TIFF", compression="tiff_deflate")
+    # Netpbm: binary P4, P5 (8 and 16 bit), P6 by Pillow; the plain (ASCII)
+    # P1-P3 by hand, with comments; a PAM (P7), which is refused.
+    save("camera-1bit.pbm", cam.convert("1"), "PPM")
+    save("camera-gray.pgm", cam, "PPM")
+    save("camera-16bit.pgm", cam.convert("I;16"), "PPM")
+    save("astronaut.ppm", ast, "PPM")
+    plain = {
+        "plain-p1.pbm": "P1\n# a comment\n4 3\n0 1 0 1\n1 0 1 0\n0011\n",
+        "plain-p2.pgm": "P2\n3 2 15\n0 7 15\n# mid\n15 7 0\n",
+        "plain-p3.ppm": "P3 2 2 255 255 0 0 0 255 0 0 0 255 128 128 128\n",
+    }
+    for name, text in plain.items():
+        open(os.path.join(d, name), "w").write(text)
+    pam = b"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(range(6))
+    open(os.path.join(d, "rgb.pam"), "wb").write(pam)
     # A wide and a tall strip, for the resize modes' extreme aspect ratios.
     save("strip-wide.png", Image.fromarray(data.astronaut()).resize((64, 1)), "PNG")
     save("strip-tall.gif", Image.fromarray(data.camera()).resize((1, 64)), "GIF")
