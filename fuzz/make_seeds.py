@@ -2,14 +2,20 @@
 
 Tiny images (a few hundred bytes each) made from scikit-image's sample photos
 with Pillow, in every container and pixel layout the decoder handles; request
-bodies for the three model routes, valid and broken; texts in many scripts.
+bodies for the three model routes, valid and broken; texts in many scripts;
+OpenAI embeddings bodies; plugin packages for this platform, good and bad;
+random bytes for the targets that build their input with `arbitrary`.
 Run with the venv's python from fuzz/: ../.venv/bin/python make_seeds.py
 """
 
 import base64
+import hashlib
 import io
 import json
 import os
+import platform
+import random
+import tarfile
 
 from PIL import Image
 from skimage import data
@@ -52,6 +58,21 @@ def images(d):
     save("camera-gray.bmp", cam, "BMP")
     save("coffee.tiff", cof, "TIFF")
     save("camera-gray-deflate.tiff", cam, "TIFF", compression="tiff_deflate")
+    # Netpbm: binary P4, P5 (8 and 16 bit), P6 by Pillow; the plain (ASCII)
+    # P1-P3 by hand, with comments; a PAM (P7), which is refused.
+    save("camera-1bit.pbm", cam.convert("1"), "PPM")
+    save("camera-gray.pgm", cam, "PPM")
+    save("camera-16bit.pgm", cam.convert("I;16"), "PPM")
+    save("astronaut.ppm", ast, "PPM")
+    plain = {
+        "plain-p1.pbm": "P1\n# a comment\n4 3\n0 1 0 1\n1 0 1 0\n0011\n",
+        "plain-p2.pgm": "P2\n3 2 15\n0 7 15\n# mid\n15 7 0\n",
+        "plain-p3.ppm": "P3 2 2 255 255 0 0 0 255 0 0 0 255 128 128 128\n",
+    }
+    for name, text in plain.items():
+        open(os.path.join(d, name), "w").write(text)
+    pam = b"P7\nWIDTH 2\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(range(6))
+    open(os.path.join(d, "rgb.pam"), "wb").write(pam)
     # A wide and a tall strip, for the resize modes' extreme aspect ratios.
     save("strip-wide.png", Image.fromarray(data.astronaut()).resize((64, 1)), "PNG")
     save("strip-tall.gif", Image.fromarray(data.camera()).resize((1, 64)), "GIF")
@@ -118,6 +139,103 @@ def requests(d, images_dir):
     )
 
 
+def openai(d):
+    """Mode byte 0: the body as it is; 1: a request built with `arbitrary` (see src/openai_embeddings.rs)."""
+    bodies = {
+        "string": '{"input":"a photo of a cat","model":"ViT-B-32"}',
+        "array-base64": '{"input":["a","b"],"model":"clip","encoding_format":"base64","dimensions":512}',
+        "tokens": '{"input":[[1,2,3]],"encoding_format":"float","user":"u"}',
+        "bad-fields": '{"input":"x","model":"text-embedding-3-small","encoding_format":"int8","dimensions":256}',
+        "nulls": '{"input":["a dog"],"model":null,"encoding_format":null,"dimensions":null,"user":null}',
+        "extra-field": '{"input":"a","model":"clip/ViT-B-32","extra":{"k":[1,2]}}',
+        "blank": '{"input":["  ", ""]}',
+        "not-json": '{"input": "unterminated',
+    }
+    for name, body in bodies.items():
+        open(os.path.join(d, "raw-" + name), "wb").write(b"\0" + body.encode())
+    rng = random.Random(18)
+    for i in range(6):
+        open(os.path.join(d, "built-%d" % i), "wb").write(b"\1" + rng.randbytes(rng.randint(8, 200)))
+
+
+def package_entries(kind="cpu"):
+    """A package's entries for this platform: (name, mode, bytes, tar type, manifest changes)."""
+    plugin = b"\x7fELF stand-in plugin " + kind.encode()
+    companion = b"\x7fELF stand-in torch companion"
+    files = [("libbackend_%s.so" % kind, "plugin", plugin), ("libswitchyard_torch_%s.so" % kind, "companion", companion)]
+    manifest = {
+        "format": 1,
+        "name": "backend-" + kind,
+        "device_kind": kind,
+        "version": "0.1.0",
+        "abi": {"major": 1, "minor": 0},
+        "platform": "%s-%s" % (platform.system().lower(), platform.machine()),
+        "target": None,
+        "glibc": "2.34",
+        "runtimes": {"torch": "2.11.0", "torch_cuda": kind == "cuda", "onnxruntime_min": "1.22", "onnxruntime_tested": "1.31.1"},
+        "files": [
+            {"name": n, "role": r, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, r, b in files
+        ],
+    }
+    return manifest, [(n, 0o755, b, tarfile.REGTYPE) for n, _, b in files]
+
+
+def tar_bytes(manifest, entries):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, mode, data, kind in [("manifest.json", 0o644, json.dumps(manifest).encode(), tarfile.REGTYPE)] + entries:
+            info = tarfile.TarInfo(name)
+            info.mode, info.size, info.type = mode, len(data), kind
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname, info.size, data = "/etc/passwd", 0, b""
+            t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def packages(d):
+    """Mode byte 0: a raw tar; 1: a .tar.gz; else a package built with `arbitrary` (see src/plugin_package.rs)."""
+    import gzip
+
+    def save(name, manifest, entries):
+        raw = tar_bytes(manifest, entries)
+        open(os.path.join(d, "tar-" + name), "wb").write(b"\0" + raw)
+        open(os.path.join(d, "gz-" + name), "wb").write(b"\1" + gzip.compress(raw, 9, mtime=0))
+
+    m, e = package_entries()
+    save("good", m, e)
+    m, e = package_entries("cuda")
+    save("good-cuda", m, e)
+    m, e = package_entries()
+    save("traversal", m, [("../" + e[0][0],) + e[0][1:]] + e[1:])
+    m, e = package_entries()
+    save("symlink", m, e + [("libextra.so", 0o755, b"", tarfile.SYMTYPE)])
+    m, e = package_entries()
+    save("duplicate", m, e + [e[0]])
+    m, e = package_entries()
+    save("writable", m, [(e[0][0], 0o777) + e[0][2:]] + e[1:])
+    m, e = package_entries()
+    m["files"][0]["sha256"] = hashlib.sha256(b"other").hexdigest()
+    save("bad-sha256", m, e)
+    m, e = package_entries()
+    m["abi"]["major"] = 2
+    save("bad-abi", m, e)
+    m, e = package_entries()
+    m["files"].append(dict(m["files"][1]))
+    save("listed-twice", m, e)
+    m, e = package_entries()
+    save("long-name", m, e + [("x" * 150 + ".so", 0o644, b"x", tarfile.REGTYPE)])
+    rng = random.Random(18)
+    for i in range(6):
+        open(os.path.join(d, "built-%d" % i), "wb").write(bytes([2 + i]) + rng.randbytes(rng.randint(16, 300)))
+
+
+def faces(d):
+    """Random bytes: the target builds settings, an image and model outputs from them with `arbitrary`."""
+    rng = random.Random(18)
+    for i in range(12):
+        open(os.path.join(d, "random-%02d" % i), "wb").write(rng.randbytes(rng.randint(8, 400)))
+
+
 TEXTS = {
     "plain": "a photo of a cat",
     "caption": "A diagram of the solar system, with labels; 8 planets (and Pluto?)",
@@ -145,12 +263,16 @@ def texts(d):
 
 
 def main():
-    dirs = {t: os.path.join(HERE, "corpus", t) for t in ("decode_preprocess", "request_parse", "tokenizer")}
+    targets = ("decode_preprocess", "face_detect", "openai_embeddings", "plugin_package", "request_parse", "tokenizer")
+    dirs = {t: os.path.join(HERE, "corpus", t) for t in targets}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
     images(dirs["decode_preprocess"])
     requests(dirs["request_parse"], dirs["decode_preprocess"])
     texts(dirs["tokenizer"])
+    openai(dirs["openai_embeddings"])
+    packages(dirs["plugin_package"])
+    faces(dirs["face_detect"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! The inputs on which a fuzz target (fuzz/, ci/fuzz.sh) once failed, kept
 //! small in `fuzz/regressions/<target>/`, each replayed here with what the
-//! fixed code must now do. ci/fuzz.sh also feeds them to the targets.
+//! fixed code must now do. The fuzz crate's own replay
+//! (fuzz/tests/replay.rs, in ci/test.sh) runs them through their targets'
+//! invariants, and ci/fuzz.sh feeds them to the fuzzer first.
 
 use switchyard::clip::preprocess::{preprocess, PreprocessConfig};
 use switchyard::image::{decode_rgb, DecodeError, DecodeLimits};

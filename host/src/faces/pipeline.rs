@@ -77,6 +77,35 @@ impl Default for FaceOptions {
     }
 }
 
+/// The largest detector side accepted: a 4096x4096 input is a 201 MB blob
+/// and a 2.1 M-candidate decode; beyond that a setting is a mistake.
+pub const MAX_DET_SIDE: usize = 4096;
+
+impl FaceOptions {
+    /// Checks the settings: a detector size in multiples of 32 up to
+    /// [`MAX_DET_SIDE`], thresholds in `[0, 1]`, a recognition batch of at
+    /// least 1, finite recognition normalisation with a non-zero std.
+    pub fn validate(&self) -> Result<(), FaceError> {
+        let bad = |name, value: String, hint| Err(FaceError::BadOption { name, value, hint });
+        let (w, h) = self.det_size;
+        if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 || w > MAX_DET_SIDE || h > MAX_DET_SIDE {
+            return bad("det_size", format!("{w}x{h}"), "use multiples of 32 up to 4096, such as 640x640");
+        }
+        for (name, value) in [("det_threshold", self.det_threshold), ("nms_threshold", self.nms_threshold)] {
+            if !(0.0..=1.0).contains(&value) {
+                return bad(name, value.to_string(), "use a number from 0 to 1");
+            }
+        }
+        if self.rec_batch == 0 {
+            return bad("rec_batch", "0".into(), "use at least 1");
+        }
+        if !self.rec_mean.is_finite() || !self.rec_std.is_finite() || self.rec_std == 0.0 {
+            return bad("rec_mean/rec_std", format!("{}/{}", self.rec_mean, self.rec_std), "use 127.5/127.5");
+        }
+        Ok(())
+    }
+}
+
 /// What can go wrong loading the face models or running them.
 #[derive(Debug, thiserror::Error)]
 pub enum FaceError {
@@ -126,14 +155,7 @@ impl FacePipeline {
     /// Loads `dir/det_10g.onnx` and `dir/w600k_r50.onnx` on `backend`, checks
     /// their signatures and warms them up.
     pub fn load(backend: Arc<BackendBox>, dir: &Path, options: FaceOptions) -> Result<Self, FaceError> {
-        let (w, h) = options.det_size;
-        if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
-            let hint = "use multiples of 32 such as 640x640";
-            return Err(FaceError::BadOption { name: "det_size", value: format!("{w}x{h}"), hint });
-        }
-        if options.rec_batch == 0 {
-            return Err(FaceError::BadOption { name: "rec_batch", value: "0".into(), hint: "use at least 1" });
-        }
+        options.validate()?;
         let mut specs = Vec::new();
         for (file, model) in [(DETECTOR_FILE, MODELS[0]), (RECOGNIZER_FILE, MODELS[1])] {
             let path = dir.join(file);
@@ -202,24 +224,7 @@ impl FacePipeline {
             data: RSlice::from_slice(bytemuck::cast_slice(&letterbox.blob)),
         };
         let outputs = self.run(0, view)?;
-        let mut values = Vec::with_capacity(9);
-        for (i, out) in outputs.iter().enumerate() {
-            let stride = STRIDES[i % 3];
-            let width = [1, 4, 10][i / 3];
-            let n = (w / stride) * (h / stride) * ANCHORS;
-            values.push(floats(out, n * width, "detector", i)?);
-        }
-        let per_stride: Vec<StrideOutput<'_>> = (0..3)
-            .map(|i| StrideOutput {
-                stride: STRIDES[i],
-                scores: &values[i],
-                boxes: &values[i + 3],
-                kps: &values[i + 6],
-            })
-            .collect();
-        let candidates = scrfd::decode(&per_stride, w, self.options.det_threshold, letterbox.det_scale);
-        let kept = scrfd::nms(&candidates, self.options.nms_threshold);
-        Ok(scrfd::select_max(kept, self.options.max_num, img.width(), img.height()))
+        detections(&self.options, &outputs, letterbox.det_scale, (img.width(), img.height()))
     }
 
     /// The aligned 112x112 crop of a detected face (`norm_crop`).
@@ -309,6 +314,38 @@ impl FacePipeline {
     }
 }
 
+/// The detector's nine outputs for one image turned into its faces: the
+/// anchor decode over `options.det_threshold`, NMS, then `max_num` (ranked
+/// against the centre of the `(width, height)` image). Pure (what the
+/// `face_detect` fuzz target runs): outputs of the wrong dtype, count or size
+/// are a `BadModel` error, and candidates whose box, landmarks or score are
+/// not finite are no faces.
+pub fn detections(
+    options: &FaceOptions,
+    outputs: &[Tensor],
+    det_scale: f64,
+    image: (u32, u32),
+) -> Result<Vec<Detection>, FaceError> {
+    let (w, h) = options.det_size;
+    if outputs.len() != 9 {
+        let detail = format!("{} outputs, expected 9", outputs.len());
+        return Err(FaceError::BadModel { model: "detector", detail });
+    }
+    let mut values = Vec::with_capacity(9);
+    for (i, out) in outputs.iter().enumerate() {
+        let stride = STRIDES[i % 3];
+        let width = [1, 4, 10][i / 3];
+        let n = (w / stride) * (h / stride) * ANCHORS;
+        values.push(floats(out, n * width, "detector", i)?);
+    }
+    let per_stride: Vec<StrideOutput<'_>> = (0..3)
+        .map(|i| StrideOutput { stride: STRIDES[i], scores: &values[i], boxes: &values[i + 3], kps: &values[i + 6] })
+        .collect();
+    let candidates = scrfd::decode(&per_stride, w, options.det_threshold, det_scale);
+    let kept = scrfd::nms(&candidates, options.nms_threshold);
+    Ok(scrfd::select_max(kept, options.max_num, image.0, image.1))
+}
+
 /// The f32 values of an output, checked for dtype and element count.
 fn floats(t: &Tensor, expected: usize, model: &'static str, index: usize) -> Result<Vec<f32>, FaceError> {
     if t.dtype != DType::F32.code() || t.data.len() != expected * 4 {
@@ -321,4 +358,44 @@ fn floats(t: &Tensor, expected: usize, model: &'static str, index: usize) -> Res
         return Err(FaceError::BadModel { model, detail });
     }
     Ok(t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(change: impl FnOnce(&mut FaceOptions)) -> &'static str {
+        let mut o = FaceOptions::default();
+        change(&mut o);
+        match o.validate() {
+            Err(FaceError::BadOption { name, .. }) => name,
+            other => panic!("{o:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_by_name() {
+        assert!(FaceOptions::default().validate().is_ok());
+        assert_eq!(refused(|o| o.det_size = (640, 650)), "det_size");
+        assert_eq!(refused(|o| o.det_size = (MAX_DET_SIDE + 32, 640)), "det_size");
+        assert_eq!(refused(|o| o.det_threshold = f32::NAN), "det_threshold");
+        assert_eq!(refused(|o| o.det_threshold = 1.5), "det_threshold");
+        assert_eq!(refused(|o| o.nms_threshold = -0.1), "nms_threshold");
+        assert_eq!(refused(|o| o.rec_batch = 0), "rec_batch");
+    }
+
+    #[test]
+    fn misshapen_detector_outputs_are_a_model_error() {
+        let options = FaceOptions { det_size: (32, 32), ..FaceOptions::default() };
+        let zeros =
+            |n: usize| Tensor { dtype: DType::F32.code(), shape: vec![n as i64].into(), data: vec![0u8; n * 4].into() };
+        // 32x32: 4x4, 2x2 and 1x1 cells at strides 8, 16, 32, two anchors each.
+        let rows = [32, 8, 2];
+        let mut outputs: Vec<Tensor> = (0..9).map(|i| zeros(rows[i % 3] * [1, 4, 10][i / 3])).collect();
+        assert!(detections(&options, &outputs, 1.0, (32, 32)).expect("well-shaped").is_empty());
+        outputs[4] = zeros(3);
+        assert!(matches!(detections(&options, &outputs, 1.0, (32, 32)), Err(FaceError::BadModel { .. })));
+        outputs.truncate(8);
+        assert!(matches!(detections(&options, &outputs, 1.0, (32, 32)), Err(FaceError::BadModel { .. })));
+    }
 }

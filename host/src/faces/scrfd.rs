@@ -14,6 +14,13 @@
 //!    `+1` pixel areas, IoU `<= 0.4` survives).
 //! 5. Optionally the `max_num` faces ranked by `area - 2 * squared distance
 //!    of the box centre from the image centre`.
+//!
+//! One departure, for outputs insightface never meets from a working model:
+//! a candidate whose score, box or landmarks are not finite (a model emitting
+//! NaN or infinity, or distances that overflow f32) is dropped in the
+//! decode, so no NaN reaches NMS, alignment or a JSON answer. Boxes are not
+//! clipped to the image, as insightface does not clip them (the parity test
+//! holds us to its boxes): a face cut by the edge has a box that crosses it.
 
 use crate::image::RgbImage;
 
@@ -85,7 +92,7 @@ pub fn decode(outputs: &[StrideOutput<'_>], input_width: usize, threshold: f32, 
         let s = out.stride as f32;
         let cols = input_width / out.stride;
         for (i, &score) in out.scores.iter().enumerate() {
-            if score < threshold || score.is_nan() {
+            if score < threshold || !score.is_finite() {
                 continue;
             }
             let cell = i / ANCHORS;
@@ -99,7 +106,9 @@ pub fn decode(outputs: &[StrideOutput<'_>], input_width: usize, threshold: f32, 
             for (j, lm) in landmarks.iter_mut().enumerate() {
                 *lm = [(cx + k[2 * j] * s) / scale, (cy + k[2 * j + 1] * s) / scale];
             }
-            found.push(Detection { bbox, score, landmarks });
+            if bbox.iter().chain(landmarks.as_flattened()).all(|v| v.is_finite()) {
+                found.push(Detection { bbox, score, landmarks });
+            }
         }
     }
     // np.argsort(-scores, kind='stable')
@@ -177,6 +186,20 @@ mod tests {
         assert_eq!(lb.det_scale, 2.0);
         assert_eq!(lb.blob[0], 127.5 / 128.0);
         assert_eq!(lb.blob[8 * 7], -127.5 / 128.0);
+    }
+
+    #[test]
+    fn candidates_that_are_not_finite_are_dropped() {
+        // One cell of an 8x8 input at stride 8 (two anchors): the first has a
+        // box distance of infinity, the second a finite box.
+        let scores = [0.9, 0.8];
+        let boxes = [f32::INFINITY, 0., 1., 1., 0.5, 0.5, 1., 1.];
+        let kps = [0f32; 20];
+        let out = [StrideOutput { stride: 8, scores: &scores, boxes: &boxes, kps: &kps }];
+        let found = decode(&out, 8, 0.5, 1.0);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].score, 0.8);
+        assert_eq!(found[0].bbox, [-4.0, -4.0, 8.0, 8.0]);
     }
 
     #[test]

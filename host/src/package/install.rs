@@ -4,11 +4,13 @@
 //! names (no folders, no `..`, no links), at most [`MAX_FILES`] of them and
 //! [`MAX_FILE_BYTES`] each, none writable by others, no name twice. Files are
 //! unpacked into a private staging folder inside the plugin folder (so the
-//! final renames stay on one file system and are atomic), checked against the
-//! manifest's sha256, and the plugin is loaded in a child process to check
-//! that its real ABI and description are what the manifest says. Only then
-//! are the files renamed into place: companion, manifest, plugin last, so the
-//! folder never shows a plugin without its companion.
+//! final renames stay on one file system and are atomic) and checked against
+//! the manifest's sha256s and sizes: that half is [`stage`], which loads
+//! nothing (the `plugin_package` fuzz target runs it). Then the plugin is
+//! loaded in a child process to check that its real ABI and description are
+//! what the manifest says. Only then are the files renamed into place:
+//! companion, manifest, plugin last, so the folder never shows a plugin
+//! without its companion.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -91,24 +93,42 @@ fn plain_name(name: &str) -> bool {
         && name.len() <= 255
 }
 
-/// Installs `package` into `dir` (created if missing). `exe` is the switchyard
-/// executable that checks the plugin in a child process.
-pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, InstallError> {
+/// A package read into a staging folder and checked against its manifest:
+/// everything [`install`] checks before it loads the plugin.
+#[derive(Debug)]
+pub struct Staged {
+    pub manifest: Manifest,
+    /// The manifest as the package holds it (installed beside the plugin).
+    pub manifest_bytes: Vec<u8>,
+    /// Each staged file (the manifest aside) by name.
+    pub files: BTreeMap<String, StagedFile>,
+}
+
+/// One file written into the staging folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedFile {
+    pub path: PathBuf,
+    /// Lower-case hex, of the bytes written.
+    pub sha256: String,
+    /// The bytes written.
+    pub size: u64,
+}
+
+/// Reads the `.tar.gz` stream `gz` of `package` (the name errors give) into
+/// `staging`, an existing private folder, and checks it against its manifest:
+/// entries, names, modes, sizes, sha256s, format, ABI and platform. Writes
+/// nothing outside `staging`; the plugin is not loaded. The pure half of
+/// [`install`], and what the `plugin_package` fuzz target runs.
+pub fn stage(package: &Path, gz: impl Read, staging: &Path) -> Result<Staged, InstallError> {
     let read_err = |source| InstallError::Read { path: package.to_path_buf(), source };
-    let write_err = |source| InstallError::Write { dir: dir.to_path_buf(), source };
+    let write_err = |source| InstallError::Write { dir: staging.to_path_buf(), source };
     let bad = |entry: &str, problem: String| InstallError::BadEntry {
         package: package.to_path_buf(),
         entry: entry.to_string(),
         problem,
     };
-    let file = std::fs::File::open(package).map_err(read_err)?;
-    std::fs::create_dir_all(dir).map_err(write_err)?;
-    let staging = Staging(dir.join(format!(".switchyard-install-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&staging.0);
-    create_private_dir(&staging.0).map_err(write_err)?;
-
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut unpacked: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut unpacked: BTreeMap<String, StagedFile> = BTreeMap::new();
     let mut manifest_bytes: Option<Vec<u8>> = None;
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -145,20 +165,34 @@ pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, 
             manifest_bytes = Some(bytes);
             continue;
         }
-        let target = staging.0.join(&raw);
+        let target = staging.join(&raw);
         let mut out = std::fs::File::create(&target).map_err(write_err)?;
         let copied = std::io::copy(&mut entry.by_ref().take(limit + 1), &mut out).map_err(read_err)?;
         if copied > limit {
             return Err(bad(&raw, format!("is larger than {limit} bytes")));
         }
         out.flush().and_then(|_| out.sync_all()).map_err(write_err)?;
-        let sha = sha256_hex(&target).map_err(write_err)?;
-        unpacked.insert(raw, (target, sha));
+        let sha256 = sha256_hex(&target).map_err(write_err)?;
+        unpacked.insert(raw, StagedFile { path: target, sha256, size: copied });
     }
     let bad_manifest = |problem: String| InstallError::BadManifest { package: package.to_path_buf(), problem };
     let bytes = manifest_bytes.ok_or_else(|| bad_manifest("there is none".into()))?;
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad_manifest(e.to_string()))?;
     check_manifest(package, &manifest, &unpacked)?;
+    Ok(Staged { manifest, manifest_bytes: bytes, files: unpacked })
+}
+
+/// Installs `package` into `dir` (created if missing). `exe` is the switchyard
+/// executable that checks the plugin in a child process.
+pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, InstallError> {
+    let read_err = |source| InstallError::Read { path: package.to_path_buf(), source };
+    let write_err = |source| InstallError::Write { dir: dir.to_path_buf(), source };
+    let file = std::fs::File::open(package).map_err(read_err)?;
+    std::fs::create_dir_all(dir).map_err(write_err)?;
+    let staging = Staging(dir.join(format!(".switchyard-install-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&staging.0);
+    create_private_dir(&staging.0).map_err(write_err)?;
+    let Staged { manifest, manifest_bytes: bytes, .. } = stage(package, file, &staging.0)?;
 
     let plugin_entry = manifest.plugin().expect("checked").clone();
     let staged_plugin = staging.0.join(&plugin_entry.name);
@@ -187,7 +221,7 @@ pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, 
     // Into place: companion(s), manifest, plugin last.
     let mut order: Vec<&manifest::FileEntry> = manifest.files.iter().filter(|f| f.role != "plugin").collect();
     order.push(&plugin_entry);
-    let manifest_name = format!("{}.manifest.json", plugin_entry.name);
+    let manifest_name = installed_manifest_name(&plugin_entry.name);
     std::fs::write(staging.0.join(&manifest_name), &bytes).map_err(write_err)?;
     let mut installed = Vec::new();
     for (i, entry) in order.iter().enumerate() {
@@ -205,7 +239,7 @@ pub fn install(package: &Path, dir: &Path, exe: &Path) -> Result<InstallReport, 
 fn check_manifest(
     package: &Path,
     manifest: &Manifest,
-    unpacked: &BTreeMap<String, (PathBuf, String)>,
+    unpacked: &BTreeMap<String, StagedFile>,
 ) -> Result<(), InstallError> {
     let bad_manifest = |problem: String| InstallError::BadManifest { package: package.to_path_buf(), problem };
     if manifest.format != FORMAT {
@@ -235,20 +269,33 @@ fn check_manifest(
             plugins[0].name, manifest.device_kind, manifest.device_kind
         )));
     }
-    for entry in &manifest.files {
+    let installed_manifest = installed_manifest_name(&plugins[0].name);
+    for (i, entry) in manifest.files.iter().enumerate() {
         if !plain_name(&entry.name) || !matches!(entry.role.as_str(), "plugin" | "companion") {
             return Err(bad_manifest(format!("it lists `{}` as `{}`", entry.name, entry.role)));
         }
-        let Some((_, found)) = unpacked.get(&entry.name) else {
+        if manifest.files[..i].iter().any(|f| f.name == entry.name) {
+            return Err(bad_manifest(format!("it lists `{}` twice", entry.name)));
+        }
+        if entry.name == installed_manifest {
+            return Err(bad_manifest(format!("it lists `{}`, the name its manifest is installed under", entry.name)));
+        }
+        let Some(found) = unpacked.get(&entry.name) else {
             return Err(bad_manifest(format!("it lists `{}`, which the package does not hold", entry.name)));
         };
-        if !found.eq_ignore_ascii_case(&entry.sha256) {
+        if !found.sha256.eq_ignore_ascii_case(&entry.sha256) {
             return Err(InstallError::Sha256 {
                 package: package.to_path_buf(),
                 file: entry.name.clone(),
                 expected: entry.sha256.clone(),
-                found: found.clone(),
+                found: found.sha256.clone(),
             });
+        }
+        if found.size != entry.size {
+            return Err(bad_manifest(format!(
+                "it says `{}` is {} bytes, but the file with that sha256 is {} bytes",
+                entry.name, entry.size, found.size
+            )));
         }
     }
     if let Some(extra) = unpacked.keys().find(|k| !manifest.files.iter().any(|f| &f.name == *k)) {
@@ -279,6 +326,11 @@ fn check_real_plugin(package: &Path, manifest: &Manifest, report: &PluginReport)
         return Err(lies(claimed, format!("is {real}")));
     }
     Ok(())
+}
+
+/// The name the manifest is installed under, beside its plugin.
+fn installed_manifest_name(plugin: &str) -> String {
+    format!("{plugin}.manifest.json")
 }
 
 #[cfg(unix)]
@@ -335,7 +387,7 @@ pub fn list(dir: &Path, exe: &Path) -> Result<Vec<Listed>, crate::plugins::disco
     for found in crate::plugins::discover(dir, &[])? {
         let name = found.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let manifest: Option<Manifest> =
-            std::fs::read(dir.join(format!("{name}.manifest.json"))).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            std::fs::read(dir.join(installed_manifest_name(&name))).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let sha256_matches = manifest
             .as_ref()
             .and_then(|m| m.plugin())

@@ -17,6 +17,6 @@ pub mod install;
 pub mod manifest;
 pub mod pack;
 
-pub use install::{install, list, InstallError, InstallReport};
+pub use install::{install, list, stage, InstallError, InstallReport, Staged, StagedFile};
 pub use manifest::Manifest;
 pub use pack::{pack, PackError};
