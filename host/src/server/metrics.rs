@@ -77,6 +77,11 @@ impl Counter {
     }
 }
 
+/// A metric with one unlabelled series.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: i64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+}
+
 /// Everything `/metrics` reports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -240,21 +245,16 @@ impl Metrics {
             "switchyard_batches_total",
             "Model batches by the device that ran them (the selected one or the fallback) and outcome.",
         );
-        let _ = writeln!(
-            out,
-            "# HELP switchyard_connections_open Open HTTP connections.\n# TYPE switchyard_connections_open gauge\nswitchyard_connections_open {}",
-            self.connections_open.load(Ordering::Relaxed)
-        );
+        let open = self.connections_open.load(Ordering::Relaxed);
+        scalar(&mut out, "switchyard_connections_open", "gauge", "Open HTTP connections.", open);
         self.connections_closed.render(
             &mut out,
             "switchyard_connections_closed_total",
             "Closed HTTP connections, by reason (header_timeout: no whole request head within SWITCHYARD_HEADER_READ_TIMEOUT_S).",
         );
-        let _ = writeln!(
-            out,
-            "# HELP switchyard_connections_capped_total Times the accept loop waited at SWITCHYARD_MAX_CONNECTIONS.\n# TYPE switchyard_connections_capped_total counter\nswitchyard_connections_capped_total {}",
-            self.connections_capped.load(Ordering::Relaxed)
-        );
+        let capped = self.connections_capped.load(Ordering::Relaxed);
+        let help = "Times the accept loop waited at SWITCHYARD_MAX_CONNECTIONS.";
+        scalar(&mut out, "switchyard_connections_capped_total", "counter", help, capped);
         out
     }
 }
