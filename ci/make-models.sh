@@ -15,6 +15,10 @@ fi
 #   python tools/export_clip.py --model ViT-B-32 --pretrained laion2b_s34b_b79k --out models
 step "tools/export_clip.py -> models/clip/ViT-B-32 (skips when up to date)"
 python tools/export_clip.py --model ViT-B-32 --pretrained none --seed 0 --out models
+# The opt-in int8 towers (CLIP_ENGINE=onnx-int8), made from that export
+# (skips when up to date; with real weights, run it after the real export).
+step "tools/quantize_clip.py -> models/clip/ViT-B-32/*.int8.onnx"
+python tools/quantize_clip.py models/clip/ViT-B-32
 
 # Face models: buffalo_l's exact signatures, constructed detector + random
 # recognizer (offline). Real weights where the internet is reachable:

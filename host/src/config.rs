@@ -56,6 +56,10 @@ pub struct DeviceArgs {
     /// CUDA: cuDNN benchmark mode, timing kernels per input shape (off by default).
     #[arg(long, env = "SWITCHYARD_CUDNN_BENCHMARK", default_value = "")]
     pub cudnn_benchmark: String,
+    /// ONNX Runtime's intra-op threads busy-wait between ops (off: they sleep, leaving the
+    /// cores to image decoding; docs/benchmarks.md has the measurement).
+    #[arg(long, env = "SWITCHYARD_ORT_SPINNING", default_value = "")]
+    pub ort_spinning: String,
 }
 
 /// Where plugins are.
@@ -89,6 +93,8 @@ pub struct DeviceSettings {
     pub cuda_tf32: bool,
     /// `SWITCHYARD_CUDNN_BENCHMARK`.
     pub cudnn_benchmark: bool,
+    /// `SWITCHYARD_ORT_SPINNING`.
+    pub ort_spinning: bool,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -107,6 +113,7 @@ impl DeviceArgs {
             dtype: self.dtype.clone(),
             cuda_tf32: parse_bool_flag("SWITCHYARD_CUDA_TF32", &self.cuda_tf32)?,
             cudnn_benchmark: parse_bool_flag("SWITCHYARD_CUDNN_BENCHMARK", &self.cudnn_benchmark)?,
+            ort_spinning: parse_bool_flag("SWITCHYARD_ORT_SPINNING", &self.ort_spinning)?,
         })
     }
 }
@@ -129,6 +136,7 @@ impl DeviceSettings {
         // Applied by the CUDA companion when it opens (switchyard_torch::gpu::CudaSettings).
         extra.push(("cuda_tf32".to_string(), self.cuda_tf32.to_string()));
         extra.push(("cudnn_benchmark".to_string(), self.cudnn_benchmark.to_string()));
+        extra.push(("ort_spinning".to_string(), self.ort_spinning.to_string()));
         BackendConfig {
             device_index: device_index.into(),
             onnx_providers: self.onnx_providers.iter().flatten().map(|p| p.ort_name().into()).collect(),
@@ -167,7 +175,8 @@ pub struct ModelArgs {
     /// The face models (a folder under MODEL_DIR/faces/ holding det_10g.onnx and w600k_r50.onnx).
     #[arg(long, env = "FACE_MODEL_NAME", default_value = "buffalo_l")]
     pub face_model_name: String,
-    /// Which exported CLIP files to run: auto (the faster on this device, by measurement), torchscript or onnx.
+    /// Which exported CLIP files to run: auto (the faster on this device, by measurement), torchscript, onnx, or
+    /// onnx-int8 (opt-in int8 towers from tools/quantize_clip.py: faster, close to but not equal to float32).
     #[arg(long, env = "CLIP_ENGINE", default_value = "auto")]
     pub clip_engine: String,
 }
@@ -192,7 +201,8 @@ impl ModelArgs {
             "" | "auto" => Ok(None),
             "torchscript" | "ts" => Ok(Some(ClipEngine::Torchscript)),
             "onnx" => Ok(Some(ClipEngine::Onnx)),
-            other => anyhow::bail!("`CLIP_ENGINE={other}` is not an engine; use auto, torchscript or onnx"),
+            "onnx-int8" | "int8" => Ok(Some(ClipEngine::OnnxInt8)),
+            other => anyhow::bail!("`CLIP_ENGINE={other}` is not an engine; use auto, torchscript, onnx or onnx-int8"),
         }
     }
 }

@@ -23,6 +23,7 @@ pub fn engine_config(
         onnx: OnnxOptions {
             threads: config.threads as usize,
             ort_dylib: config.get("ort_dylib").map(str::to_string),
+            spinning: config.get("ort_spinning") == Some("true"),
             providers: plan(&requested, default_providers),
             cuda_device: config.device_index.into_option().unwrap_or(0) as i32,
         },

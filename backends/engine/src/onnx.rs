@@ -65,6 +65,8 @@ pub struct OnnxOptions {
     pub providers: Vec<ExecutionProvider>,
     /// The GPU for the CUDA provider.
     pub cuda_device: i32,
+    /// Intra-op threads busy-wait between ops (`SWITCHYARD_ORT_SPINNING`; default off).
+    pub spinning: bool,
 }
 
 impl OnnxModel {
@@ -78,8 +80,9 @@ impl OnnxModel {
         }
         // The host decodes and preprocesses on the same cores while a model runs; ORT's
         // intra-op threads busy-wait between ops by default and take that time from them
-        // (measured: 3-10% more images/s with spinning off, docs/benchmarks.md).
-        builder = builder.with_intra_op_spinning(false).map_err(|e| ort_err(e.into()))?;
+        // (measured: 3-10% more images/s with spinning off, docs/benchmarks.md), so the
+        // plugin turns it off unless the host asks (`SWITCHYARD_ORT_SPINNING`).
+        builder = builder.with_intra_op_spinning(options.spinning).map_err(|e| ort_err(e.into()))?;
         let (mut builder, registered) = register(builder, &options.providers, options.cuda_device);
         let session = builder.commit_from_file(path).map_err(ort_err)?;
         let spec = |o: &ort::value::Outlet| TensorSpec {
