@@ -16,7 +16,11 @@ Rows:
                  decode) vs tools/reference/clip_embed.py (PIL open +
                  convert("RGB") + open_clip preprocess + encode_image). Also
                  ours with SWITCHYARD_SCALED_DECODE=false (PIL's exact pixels).
+  clip smooth    the same from 12 MP JPEGs without the grain (smooth photos
+                 compress to a fraction and decode faster).
   clip 640px     the same from 640 px JPEGs (where the model is the cost).
+  clip int8      ours with the opt-in int8 towers (CLIP_ENGINE=onnx-int8) on
+                 the 640 px files, against the float32 Python reference.
   clip texts     captions, texts/s.
   faces          end to end from files: `switchyard embed --faces` vs
                  insightface's FaceAnalysis(buffalo_l, detection + recognition)
@@ -24,6 +28,9 @@ Rows:
   decision       time to decide the device: `switchyard probe --no-inspect`
                  (in-process figure and whole process) vs `import torch` +
                  torch.cuda.is_available() (tools/bench_decision.py).
+  tower          the image tower alone in ONNX Runtime at batch 1, 8 and 32:
+                 GFLOP/s and share of this CPU's measured FP32 peak
+                 (tools/roofline/tower_share.py).
   boundary       one call across the plugin ABI (target/release/boundary) as a
                  share of a batch-1 image embedding.
   peak memory    peak RSS of each process above (its own VmHWM, polled; not
@@ -95,7 +102,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[str, str, flo
     return stdout, stderr, peak
 
 
-def camera_images(out_dir: str, count: int) -> list[str]:
+def camera_images(out_dir: str, count: int, grain: float = 6.0) -> list[str]:
     """12 MP JPEGs: real photos cropped to 4:3, upscaled to 4000x3000, with
     seeded Gaussian grain (sigma 6) so the files carry camera-like detail and
     size (a smooth upscale compresses to a fraction and decodes faster)."""
@@ -113,9 +120,11 @@ def camera_images(out_dir: str, count: int) -> list[str]:
             cw, ch = (w, w * 3 // 4) if w * 3 <= h * 4 else (h * 4 // 3, h)
             im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
             im = im.resize((4000, 3000), Image.Resampling.BICUBIC)
-            rng = np.random.default_rng(i)
-            a = np.asarray(im, dtype=np.float32) + rng.normal(0, 6, (3000, 4000, 3)).astype(np.float32)
-            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(dst, quality=92)
+            if grain:
+                rng = np.random.default_rng(i)
+                a = np.asarray(im, dtype=np.float32) + rng.normal(0, grain, (3000, 4000, 3)).astype(np.float32)
+                im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+            im.save(dst, quality=92)
         paths.append(dst)
     return paths
 
@@ -165,6 +174,8 @@ class Table:
         self.rows.append((what, unit, f"{ours:,.4g}", f"{python:,.4g}", f"{ratio:,.2f}x"))
 
     def print(self) -> None:
+        if not self.rows:
+            return
         head = ("measurement", "unit", "switchyard", "python", "ratio")
         widths = [max(len(r[i]) for r in self.rows + [head]) for i in range(5)]
         line = lambda r: "| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(r)) + " |"  # noqa: E731
@@ -190,7 +201,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=32, help="640 px JPEGs")
     ap.add_argument("--texts", type=int, default=256)
     ap.add_argument("--faces", type=int, default=32, help="640 px photos for the faces row")
-    ap.add_argument("--only", default="", help="comma list of: camera,small,texts,faces,decision,boundary")
+    ap.add_argument("--only", default="", help="comma list of: camera,smooth,small,int8,texts,faces,decision,tower,boundary")
     ap.add_argument("--clip-dir", default=os.path.join(ROOT, "models/clip/ViT-B-32"))
     ap.add_argument("--face-dir", default=os.path.join(ROOT, "models/faces/buffalo_l"))
     args = ap.parse_args()
@@ -209,9 +220,15 @@ def main() -> None:
         exact = [ours_embed(args, cam, {"SWITCHYARD_SCALED_DECODE": "false"}) for _ in range(args.repeat)]
         py = [python_clip(args, ["--images", *cam]) for _ in range(args.repeat)]
         (o, orss), (e, _), (p, prss) = (median_of(r, "images_per_s") for r in (ours, exact, py))
-        table.add(f"CLIP images, {args.camera} x 12 MP JPEG x {args.passes}", "images/s", o, p)
+        table.add(f"CLIP images, {args.camera} x 12 MP JPEG (grainy) x {args.passes}", "images/s", o, p)
         table.add("  same, exact PIL decode", "images/s", e, p)
         memory.add("CLIP images, 12 MP JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
+    if want("smooth"):
+        cam = camera_images(os.path.join(work, "camera_smooth"), args.camera, grain=0) * args.passes
+        ours = [ours_embed(args, cam) for _ in range(args.repeat)]
+        py = [python_clip(args, ["--images", *cam]) for _ in range(args.repeat)]
+        (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
+        table.add(f"CLIP images, {args.camera} x 12 MP JPEG (smooth) x {args.passes}", "images/s", o, p)
     if want("small"):
         small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
         ours = [ours_embed(args, small) for _ in range(args.repeat)]
@@ -219,6 +236,13 @@ def main() -> None:
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"CLIP images, {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
         memory.add("CLIP images, 640 px JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
+    if want("int8"):
+        # The opt-in int8 towers (CLIP_ENGINE=onnx-int8), against the same float32 Python reference.
+        small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
+        ours = [ours_embed(args, small, {"CLIP_ENGINE": "onnx-int8"}) for _ in range(args.repeat)]
+        py = [python_clip(args, ["--images", *small]) for _ in range(args.repeat)]
+        (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
+        table.add(f"CLIP images int8 (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
     if want("texts"):
         texts_file = os.path.join(work, "texts.txt")
         os.makedirs(work, exist_ok=True)
@@ -243,13 +267,24 @@ def main() -> None:
         d = decision(args)
         table.add("device decision, in process", "ms", d["switchyard_decision_ms"], d["python_ms"], False)
         table.add("device decision, whole process", "ms", d["switchyard_process_ms"], d["python_ms"], False)
+    if want("tower"):
+        tower = run_measured([PY, "tools/roofline/tower_share.py", "--model", os.path.join(args.clip_dir, "visual.onnx"),
+                              "--threads", str(args.threads)])[0]
+        report = json.loads(tower[:tower.rindex("}") + 1])
+        print(f"image tower alone (ONNX Runtime, {report['gflop_per_image']} GFLOP/image), FP32 peak "
+              f"{report['peak_gflops']:.0f} GFLOP/s ({report['isa']}, {args.threads} threads, rounds "
+              f"{min(report['peak_rounds']):.0f}-{max(report['peak_rounds']):.0f}):")
+        for b in report["batches"]:
+            print(f"  batch {b['batch']:>2}: {b['images_per_s']} images/s, {b['gflops']} GFLOP/s, "
+                  f"{100 * b['share_of_peak']:.0f}% of peak")
     if want("boundary"):
         b = boundary(args)
         print(f"plugin boundary: health() round trip {b['health_ns']:.0f} ns; run() of a 1x1 identity "
               f"{b['tiny_run_us']:.1f} us; batch-1 image embedding {b['image_ms']:.2f} ms; "
               f"ABI share of a batch-1 image call: {b['share_percent']:.4f}%")
     table.print()
-    print()
+    if memory.rows:
+        print()
     memory.print()
     print(f"\n(total {time.time() - t0:.0f} s)", file=sys.stderr)
 
