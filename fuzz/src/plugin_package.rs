@@ -195,7 +195,22 @@ fn scratch() -> &'static Path {
     DIR.get_or_init(|| {
         let shm = Path::new("/dev/shm");
         let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
-        let dir = base.join(format!("switchyard-fuzz-package-{}", std::process::id()));
+        const PREFIX: &str = "switchyard-fuzz-package-";
+        // A fuzzer ends by a signal or a crash, so no destructor removes its folder: each
+        // run removes those of processes that are gone (where /proc tells; else none).
+        if Path::new("/proc/self").exists() {
+            for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let gone = name
+                    .strip_prefix(PREFIX)
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+                if gone {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("{PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a scratch folder");
         dir
