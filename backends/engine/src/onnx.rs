@@ -119,7 +119,9 @@ impl OnnxModel {
                 other => {
                     return Err(EngineError::BadInput {
                         index,
-                        reason: format!("dtype {other:?} is not supported for ONNX inputs; send float32, int64 or int32"),
+                        reason: format!(
+                            "dtype {other:?} is not supported for ONNX inputs; send float32, int64 or int32"
+                        ),
                     })
                 }
             });
