@@ -115,7 +115,7 @@ fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Entrie
 }
 
 /// One `{"modelName": ..., "options": {...}}`.
-fn entry<'a>(task: &str, kind: &str, v: &'a Value) -> Result<(String, Map<String, Value>), EntriesError> {
+fn entry(task: &str, kind: &str, v: &Value) -> Result<(String, Map<String, Value>), EntriesError> {
     let fields = object(v, &format!("entries.{task}.{kind}"))?;
     let name = fields
         .get("modelName")
