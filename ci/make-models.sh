@@ -32,3 +32,9 @@ if [[ ! -f models/faces/buffalo_l/meta.json || tools/make_face_models.py -nt mod
     python tools/make_face_models.py --out models/faces/buffalo_l --force
   fi
 fi
+
+# An Immich model cache (ViT-B-32__openai, buffalo_l; random weights) for the
+# Immich routes' tests (tests/tests/immich.rs, which also runs this if needed).
+# Under target/: derived, about 600 MB, and never mounted as a real cache.
+step "tools/make_immich_models.py -> target/immich-cache (skips when up to date)"
+python tools/make_immich_models.py --out target/immich-cache

@@ -17,6 +17,7 @@ pub mod embed;
 pub mod faces;
 pub mod hardware;
 pub mod image;
+pub mod immich;
 pub mod logging;
 pub mod package;
 pub mod plugins;

@@ -270,9 +270,10 @@ fn the_gauges_say_the_device_and_empty_queues() {
     assert_eq!(info[0].value, 1.0);
     assert_eq!(info[0].labels.get("device").map(String::as_str), Some("cpu"));
     assert_eq!(info[0].labels.get("plugin").map(String::as_str), Some("backend-cpu"));
-    for model in ["text", "image", "faces"] {
+    let queues = ["text", "image", "faces", "immich_visual", "immich_textual", "immich_faces"];
+    for model in queues {
         assert_eq!(value("switchyard_queue_size", "switchyard_queue_size", &[("model", model)]), 0.0, "{model}");
     }
     let models = family("switchyard_queue_size").len();
-    assert_eq!(models, 3);
+    assert_eq!(models, queues.len());
 }

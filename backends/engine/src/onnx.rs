@@ -117,10 +117,14 @@ impl OnnxModel {
             data.push(match validate(index, view)? {
                 DType::F32 => Data::F32(cast(view.data.as_slice())),
                 DType::I64 => Data::I64(cast(view.data.as_slice())),
+                // Immich's CLIP text towers take int32 tokens.
+                DType::I32 => Data::I32(cast(view.data.as_slice())),
                 other => {
                     return Err(EngineError::BadInput {
                         index,
-                        reason: format!("dtype {other:?} is not supported for ONNX inputs; send float32 or int64"),
+                        reason: format!(
+                            "dtype {other:?} is not supported for ONNX inputs; send float32, int64 or int32"
+                        ),
                     })
                 }
             });
@@ -131,6 +135,7 @@ impl OnnxModel {
             let value: SessionInputValue<'_> = match data {
                 Data::F32(d) => TensorRef::from_array_view((shape, &**d)).map_err(ort_err)?.into(),
                 Data::I64(d) => TensorRef::from_array_view((shape, &**d)).map_err(ort_err)?.into(),
+                Data::I32(d) => TensorRef::from_array_view((shape, &**d)).map_err(ort_err)?.into(),
             };
             feeds.push((Cow::Borrowed(name.as_str()), value));
         }
@@ -163,6 +168,7 @@ impl OnnxModel {
 enum Data<'a> {
     F32(Cow<'a, [f32]>),
     I64(Cow<'a, [i64]>),
+    I32(Cow<'a, [i32]>),
 }
 
 fn dtype_of(t: TensorElementType) -> Option<DType> {

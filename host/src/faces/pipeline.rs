@@ -143,6 +143,8 @@ pub struct FacePipeline {
     models: ResidentSet,
     options: FaceOptions,
     info: FaceModelInfo,
+    /// Faces per recognition call: [`FaceOptions::rec_batch`], or 1 for a recognizer with a fixed batch of 1.
+    rec_batch: usize,
 }
 
 const MODELS: [&str; 2] = ["detector", "recognizer"];
@@ -155,12 +157,23 @@ impl FacePipeline {
     /// Loads `dir/det_10g.onnx` and `dir/w600k_r50.onnx` on `backend`, checks
     /// their signatures and warms them up.
     pub fn load(backend: Arc<BackendBox>, dir: &Path, options: FaceOptions) -> Result<Self, FaceError> {
+        Self::load_files(backend, dir, [&dir.join(DETECTOR_FILE), &dir.join(RECOGNIZER_FILE)], options)
+    }
+
+    /// [`FacePipeline::load`] with the two files named (Immich's cache keeps
+    /// them as `detection/model.onnx` and `recognition/model.onnx`); `dir` is
+    /// the model folder (`meta.json` there marks stand-ins).
+    pub fn load_files(
+        backend: Arc<BackendBox>,
+        dir: &Path,
+        [detector, recognizer]: [&Path; 2],
+        options: FaceOptions,
+    ) -> Result<Self, FaceError> {
         options.validate()?;
         let mut specs = Vec::new();
-        for (file, model) in [(DETECTOR_FILE, MODELS[0]), (RECOGNIZER_FILE, MODELS[1])] {
-            let path = dir.join(file);
+        for (path, model) in [(detector, MODELS[0]), (recognizer, MODELS[1])] {
             if !path.is_file() {
-                return Err(FaceError::MissingModel { path, dir: dir.to_path_buf() });
+                return Err(FaceError::MissingModel { path: path.to_path_buf(), dir: dir.to_path_buf() });
             }
             specs.push(ModelSpec {
                 name: format!("faces/{model}").into(),
@@ -181,6 +194,10 @@ impl FacePipeline {
             let detail = format!("{} inputs and {} outputs, expected 1 and 1", rec.inputs.len(), rec.outputs.len());
             return Err(FaceError::BadModel { model: "recognizer", detail });
         }
+        let rec_batch = match rec.inputs[0].shape.first() {
+            Some(1) => 1,
+            _ => options.rec_batch,
+        };
         let random_weights = dir.join("meta.json").is_file();
         if random_weights {
             tracing::warn!(dir = %dir.display(), "serving STAND-IN face models (tools/make_face_models.py): detections follow skin colour and embeddings are meaningless; unzip buffalo_l.zip there for real ones");
@@ -191,7 +208,7 @@ impl FacePipeline {
             recognizer_device: rec.device.to_string(),
             random_weights,
         };
-        let pipeline = FacePipeline { models, options, info };
+        let pipeline = FacePipeline { models, options, info, rec_batch };
         let blank = RgbImage::from_raw(32, 32, vec![0; 32 * 32 * 3]).expect("32x32");
         pipeline.detect(&blank)?;
         pipeline.embed_crops(&[&norm_crop(&blank, &super::align::ARCFACE_TEMPLATE)])?;
@@ -215,6 +232,11 @@ impl FacePipeline {
 
     /// Detects faces in one image: boxes, scores, landmarks, best first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
+        self.detect_over(img, self.options.det_threshold)
+    }
+
+    /// [`FacePipeline::detect`] with another minimum score for this call (Immich's per-request `minScore`).
+    pub fn detect_over(&self, img: &RgbImage, threshold: f32) -> Result<Vec<Detection>, FaceError> {
         let (w, h) = self.options.det_size;
         let letterbox = scrfd::preprocess(img, w, h);
         let shape = [1i64, 3, h as i64, w as i64];
@@ -224,7 +246,8 @@ impl FacePipeline {
             data: RSlice::from_slice(bytemuck::cast_slice(&letterbox.blob)),
         };
         let outputs = self.run(0, view)?;
-        detections(&self.options, &outputs, letterbox.det_scale, (img.width(), img.height()))
+        let options = FaceOptions { det_threshold: threshold, ..self.options.clone() };
+        detections(&options, &outputs, letterbox.det_scale, (img.width(), img.height()))
     }
 
     /// The aligned 112x112 crop of a detected face (`norm_crop`).
@@ -234,9 +257,15 @@ impl FacePipeline {
 
     /// Embeds aligned crops (each 112x112) in batches; unit-length rows.
     pub fn embed_crops(&self, crops: &[&RgbImage]) -> Result<Vec<Vec<f32>>, FaceError> {
+        Ok(self.embed_crops_raw(crops)?.iter().map(|e| arcface::l2_normalize(e)).collect())
+    }
+
+    /// [`FacePipeline::embed_crops`] without the normalisation: the
+    /// recognizer's output rows as they are (insightface's `get_feat`).
+    pub fn embed_crops_raw(&self, crops: &[&RgbImage]) -> Result<Vec<Vec<f32>>, FaceError> {
         let mut out = Vec::with_capacity(crops.len());
         let mut blob = Vec::new();
-        for chunk in crops.chunks(self.options.rec_batch) {
+        for chunk in crops.chunks(self.rec_batch) {
             if let Some(bad) =
                 chunk.iter().find(|c| c.width() as usize != CROP_SIZE || c.height() as usize != CROP_SIZE)
             {
@@ -266,7 +295,7 @@ impl FacePipeline {
                 }
             };
             let values = floats(first, chunk.len() * dim, "recognizer", 0)?;
-            out.extend(values.chunks_exact(dim).map(arcface::l2_normalize));
+            out.extend(values.chunks_exact(dim).map(<[f32]>::to_vec));
         }
         Ok(out)
     }

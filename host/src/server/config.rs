@@ -110,6 +110,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub faces: FaceArgs,
     #[command(flatten)]
+    pub immich: crate::immich::ImmichArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub plugins: PluginArgs,
@@ -195,6 +197,8 @@ pub struct ServerConfig {
     /// Seconds without a request after which a model is unloaded (0: never).
     pub model_idle_ttl_s: u64,
     pub connections: ConnectionLimits,
+    /// Immich's model cache, for `POST /predict`.
+    pub immich_models: std::path::PathBuf,
 }
 
 impl ServeArgs {
@@ -232,6 +236,7 @@ impl ServeArgs {
                 preprocess_workers: if self.preprocess_workers == 0 { cores } else { self.preprocess_workers },
             },
             model_idle_ttl_s: self.model_idle_ttl_s,
+            immich_models: self.immich.cache_dir(),
             connections: ConnectionLimits {
                 header_read_timeout: (self.header_read_timeout_s > 0)
                     .then(|| Duration::from_secs(self.header_read_timeout_s)),

@@ -92,6 +92,9 @@ pub enum ApiError {
     /// The request names a model this server does not serve.
     #[error("the model `{asked}` is not served here; use `{served}` (GET /v1/models lists what is served)")]
     ModelNotFound { asked: String, served: String },
+    /// `POST /predict` names a model its Immich model cache does not hold; the message says where it looked.
+    #[error("{0}")]
+    ModelUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -135,7 +138,7 @@ impl ApiError {
             | ApiError::Param { .. }
             | ApiError::InvalidImage { .. }
             | ApiError::ModelRefusedInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::ModelNotFound { .. } | ApiError::ModelUnavailable(_) => StatusCode::NOT_FOUND,
             ApiError::DeviceOutOfMemory(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady
@@ -164,7 +167,7 @@ impl ApiError {
             ApiError::UnsupportedImage { .. } => "unsupported_image_format",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::Validation(_) | ApiError::Param { .. } => "validation",
-            ApiError::ModelNotFound { .. } => "model_not_found",
+            ApiError::ModelNotFound { .. } | ApiError::ModelUnavailable(_) => "model_not_found",
             ApiError::DeviceOutOfMemory(_) => "device_out_of_memory",
             ApiError::ModelRefusedInput(_) => "invalid_input",
             ApiError::InvalidImage { .. } => "invalid_image",

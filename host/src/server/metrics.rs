@@ -93,7 +93,7 @@ pub struct Metrics {
     preprocess_duration: Histogram,
     inference_duration: Histogram,
     batches: Counter,
-    queue_size: [AtomicI64; 3],
+    queue_size: [AtomicI64; Queue::ALL.len()],
     device: Mutex<Option<String>>,
     connections_open: AtomicI64,
     connections_closed: Counter,
@@ -106,14 +106,25 @@ pub enum Queue {
     Text,
     Image,
     Faces,
+    /// The Immich routes' models (`POST /predict`), one queue per loaded model.
+    ImmichVisual,
+    ImmichTextual,
+    ImmichFaces,
 }
 
 impl Queue {
+    /// Every queue, in the order `/metrics` lists them.
+    pub const ALL: [Queue; 6] =
+        [Queue::Text, Queue::Image, Queue::Faces, Queue::ImmichVisual, Queue::ImmichTextual, Queue::ImmichFaces];
+
     pub fn name(self) -> &'static str {
         match self {
             Queue::Text => "text",
             Queue::Image => "image",
             Queue::Faces => "faces",
+            Queue::ImmichVisual => "immich_visual",
+            Queue::ImmichTextual => "immich_textual",
+            Queue::ImmichFaces => "immich_faces",
         }
     }
 }
@@ -133,7 +144,7 @@ impl Default for Metrics {
             preprocess_duration: Histogram::new(DURATION_BUCKETS),
             inference_duration: Histogram::new(DURATION_BUCKETS),
             batches: Counter::default(),
-            queue_size: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)],
+            queue_size: Queue::ALL.map(|_| AtomicI64::new(0)),
             device: Mutex::new(None),
             connections_open: AtomicI64::new(0),
             connections_closed: Counter::default(),
@@ -220,7 +231,7 @@ impl Metrics {
             out,
             "# HELP switchyard_queue_size Items waiting in each model queue.\n# TYPE switchyard_queue_size gauge"
         );
-        for q in [Queue::Text, Queue::Image, Queue::Faces] {
+        for q in Queue::ALL {
             let _ = writeln!(
                 out,
                 "switchyard_queue_size{{model=\"{}\"}} {}",

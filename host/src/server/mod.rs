@@ -8,6 +8,7 @@
 //! - [`batcher`]: one queue and one worker thread per model (dynamic batching);
 //! - [`devices`]: the selected device and the CPU fallback behind each queue;
 //! - [`face_service`]: the face models behind their queue, or why they are absent;
+//! - [`immich_service`]: the models of Immich's protocol, loaded from its cache on first use;
 //! - [`error`]: the one error type and its status table;
 //! - [`middleware`]: request id, tracing span, metrics, API key;
 //! - [`metrics`]: the Prometheus counters and histograms;
@@ -30,6 +31,7 @@ pub mod devices;
 pub mod error;
 pub mod face_service;
 pub mod handoff;
+pub mod immich_service;
 pub mod input;
 pub mod listener;
 pub mod metrics;

@@ -123,6 +123,8 @@ pub struct Models {
     pub image: Batcher<Vec<f32>, Vec<f32>>,
     /// The face pipeline and its queue, or why it is absent.
     pub faces: FaceService,
+    /// The models of Immich's protocol (`POST /predict`), loaded on first use.
+    pub immich: Arc<super::immich_service::ImmichService>,
     pub report: Vec<ModelEntry>,
     /// The CPU plugin behind `FALLBACK=cpu`; outlives the pipelines on it.
     pub fallback: Option<Fallback>,
@@ -213,6 +215,15 @@ impl Models {
         };
         let report =
             vec![ModelEntry::Clip(clip_report), ModelEntry::Faces(faces.report(&plan.face_model_name, &config.faces))];
+        let immich = super::immich_service::ImmichService::new(
+            crate::immich::ModelCache::new(&config.immich_models),
+            (runtime.backend.clone(), runtime.report.device.clone()),
+            fallback.as_ref().map(|fb| (fb.backend.clone(), fb.report.device.clone())),
+            config.batch,
+            metrics.clone(),
+            (config.model_idle_ttl_s > 0).then(|| Duration::from_secs(config.model_idle_ttl_s)),
+        )
+        .map_err(LoadError::Worker)?;
         if config.model_idle_ttl_s > 0 {
             let faces = match &faces {
                 FaceService::Ready(f) => Some(Arc::downgrade(&f.pipeline)),
@@ -221,7 +232,7 @@ impl Models {
             start_janitor(Duration::from_secs(config.model_idle_ttl_s), Arc::downgrade(&clip), faces)
                 .map_err(LoadError::Worker)?;
         }
-        Ok(Models { clip, clip_devices, text, image, faces, report, fallback, runtime })
+        Ok(Models { clip, clip_devices, text, image, faces, immich, report, fallback, runtime })
     }
 
     /// Whether each model is on the device now, and how often it came back after an idle unload.
@@ -242,7 +253,7 @@ impl Models {
         if let FaceService::Ready(f) = &self.faces {
             f.queue.check_healthy()?;
         }
-        Ok(())
+        self.immich.check_healthy()
     }
 
     /// Stops the workers after they finish what is queued.
@@ -250,6 +261,7 @@ impl Models {
         self.text.close();
         self.image.close();
         self.faces.close();
+        self.immich.close();
     }
 }
 

@@ -9,6 +9,7 @@
 mod admin;
 mod embed;
 mod faces;
+mod immich;
 pub mod openai;
 mod ops;
 
@@ -48,6 +49,7 @@ fn api(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/metrics", get(ops::metrics))
         .merge(embed::routes())
         .merge(faces::routes())
+        .merge(immich::routes())
         .merge(openai::routes())
         .route_layer(from_fn_with_state(state, require_key))
 }

@@ -58,6 +58,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         "served_by": served_by,
         "models": models.report,
         "residency": models.residency(),
+        "immich": models.immich.report(),
         "model_idle_ttl_s": state.config.model_idle_ttl_s,
         "random_weights": models.report.iter().any(|m| m.random_weights()),
         "batching": state.config.batch,
