@@ -170,7 +170,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     Ok(ChildInspect {
                         exe: std::env::current_exe().context("cannot find the switchyard executable")?,
                         device_index: None,
-                        timeout: probe::inspect_timeout(),
+                        timeout: switchyard::plugins::inspect::inspect_timeout(),
                         with_companion: false,
                     })
                 })

@@ -136,7 +136,7 @@ impl Fallback {
             unusable("it must first be inspected in a child process, and this process cannot start one".into())
         })?;
         let how =
-            ChildInspect { exe, device_index: None, timeout: crate::probe::inspect_timeout(), with_companion: true };
+            ChildInspect { exe, device_index: None, timeout: crate::plugins::inspect::inspect_timeout(), with_companion: true };
         let inspected = inspect_in_child(&path, &how);
         if !inspected.usable() || inspected.opened != Some(true) {
             return Err(unusable(inspected.rejection()));

@@ -19,16 +19,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 use switchyard_core::abi::{kv_to_vec, BackendBox};
-use switchyard_core::select::{SelectError, Selection};
+use switchyard_core::select::{PluginFile, SelectError, Selection};
 use switchyard_core::DeviceSpec;
 
 use crate::config::DeviceSettings;
 use crate::hardware::{self, HardwareReport};
 use crate::plugins::discover::DiscoverError;
-use crate::plugins::inspect::ChildInspect;
+use crate::plugins::inspect::{inspect_timeout, ChildInspect};
 use crate::plugins::load::Description;
-use crate::plugins::{discover, inspect_in_child, inspect_in_process, Depth, LoadError, LoadedPlugin};
-use crate::probe::decide;
+use crate::plugins::{discover, inspect_in_child, inspect_in_process, Depth, FoundPlugin, LoadError, LoadedPlugin};
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +117,18 @@ impl Runtime {
     }
 }
 
+/// The policy's answer, given hardware facts, plugin files and a check per file.
+pub fn decide(
+    settings: &DeviceSettings,
+    hardware: &HardwareReport,
+    found: &[FoundPlugin],
+    mut check: impl FnMut(&PluginFile) -> Result<(), String>,
+) -> Result<Selection, SelectError> {
+    let files: Vec<PluginFile> =
+        found.iter().filter_map(|f| f.kind.map(|kind| PluginFile { kind, path: f.path.clone() })).collect();
+    switchyard_core::select::select(&settings.select_settings(), &hardware.facts(), &files, &mut check)
+}
+
 /// Which plugin [`Runtime::start`] would load, with every candidate checked
 /// (in child processes when `options.inspect_exe` is set) but none loaded here.
 /// A plugin swap runs this before it commits to re-executing the server.
@@ -139,7 +150,7 @@ pub fn select(
                 &ChildInspect {
                     exe: exe.clone(),
                     device_index: cfg.device_index.into_option(),
-                    timeout: crate::probe::inspect_timeout(),
+                    timeout: inspect_timeout(),
                     with_companion: false,
                 },
             ),
