@@ -12,6 +12,7 @@
 //! - [`middleware`]: request id, tracing span, metrics, API key;
 //! - [`metrics`]: the Prometheus counters and histograms;
 //! - [`state`]: what handlers share, and loading the models;
+//! - [`timing`]: the timing headers every model answer carries;
 //! - [`swap`] / [`handoff`]: plugin swaps (SIGHUP, `POST /admin/reload`): validate,
 //!   drain, re-execute in place with the listening socket.
 //!
@@ -38,6 +39,7 @@ pub mod prepare;
 pub mod routes;
 pub mod state;
 pub mod swap;
+pub mod timing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
