@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::batcher::Batcher;
+use super::batcher::{Batcher, QueueError};
 use super::config::ServerConfig;
 use super::devices::Devices;
 use super::error::ApiError;
@@ -235,8 +235,8 @@ impl Models {
         out
     }
 
-    /// 503 `backend_stuck` when a model worker is stuck in a device call.
-    pub fn check_healthy(&self) -> Result<(), ApiError> {
+    /// [`QueueError::Stuck`] (503 `backend_stuck`) when a model worker is stuck in a device call.
+    pub fn check_healthy(&self) -> Result<(), QueueError> {
         self.text.check_healthy()?;
         self.image.check_healthy()?;
         if let FaceService::Ready(f) = &self.faces {
