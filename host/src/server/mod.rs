@@ -53,7 +53,8 @@ pub use swap::Replan;
 
 use handoff::{HandoffError, Inherited, KeptSocket};
 use state::{AppState, Models};
-use swap::{Phase, SwapControl};
+use listener::Phase;
+use swap::SwapControl;
 
 /// How long responses carry `Connection: close` before a swap closes idle
 /// keep-alive connections (it stops accepting at once: [`listener`]): a

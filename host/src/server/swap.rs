@@ -20,22 +20,13 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::handoff::SwapHistory;
+use super::listener::Phase;
 use super::state::{AppState, LoadPlan};
 use crate::runtime::{select, RuntimeError};
 
 /// Reads the serve settings again, as the next image will: from this
 /// process's command line and environment.
 pub type Replan = Arc<dyn Fn() -> Result<LoadPlan, String> + Send + Sync>;
-
-/// What the server loop is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Serving,
-    /// SIGINT/SIGTERM or a failed load: stop.
-    Shutdown,
-    /// A validated swap: drain, then re-execute.
-    Swap,
-}
 
 /// Why a swap was refused; the old plugin keeps serving.
 #[derive(Debug, thiserror::Error)]
