@@ -48,7 +48,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use config::{ServeArgs, ServerConfig};
-pub use state::{LoadError, LoadPlan};
+pub use crate::loader::LoadPlan;
+pub use state::LoadError;
 pub use swap::Replan;
 
 use handoff::{HandoffError, Inherited, KeptSocket};
@@ -236,7 +237,7 @@ fn hangups(state: Arc<AppState>) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             // Refusals are logged by the swap itself.
-            let _ = SwapControl::request(&state, "SIGHUP").await;
+            let _ = state.request_swap("SIGHUP").await;
         }
     });
 }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::handoff::SwapHistory;
 use super::listener::Phase;
-use super::state::{AppState, LoadPlan};
+use crate::loader::LoadPlan;
 use crate::runtime::{select, RuntimeError};
 
 /// Reads the serve settings again, as the next image will: from this
@@ -98,30 +98,27 @@ impl SwapControl {
         self.next.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Validates a swap and, if it would work, starts the drain; `trigger` is for the log.
-    pub async fn request(state: &Arc<AppState>, trigger: &'static str) -> Result<Planned, SwapError> {
-        let result = Self::try_request(state, trigger).await;
+    /// Validates a swap away from the plugin serving now (`None` while the
+    /// models load) and, if it would work, starts the drain; `trigger` is for the log.
+    pub async fn request(&self, current: Option<PluginId>, trigger: &'static str) -> Result<Planned, SwapError> {
+        let result = self.try_request(current, trigger).await;
         if let Err(e) = &result {
             tracing::warn!(trigger, error = %e, "plugin swap refused; still serving the old plugin");
         }
         result
     }
 
-    async fn try_request(state: &Arc<AppState>, trigger: &'static str) -> Result<Planned, SwapError> {
-        let control = &state.swap;
+    async fn try_request(&self, current: Option<PluginId>, trigger: &'static str) -> Result<Planned, SwapError> {
+        let control = self;
         if !cfg!(unix) {
             return Err(SwapError::Unsupported);
         }
-        let models = state.models().map_err(|_| SwapError::NotReady)?.clone();
+        let from = current.ok_or(SwapError::NotReady)?;
         if control.in_progress.swap(true, Ordering::SeqCst) {
             return Err(SwapError::InProgress);
         }
         tracing::info!(trigger, "plugin swap requested; checking the candidate in a child process");
         let replan = control.replan.clone();
-        let from = PluginId {
-            plugin_path: models.runtime.report.plugin_path.clone(),
-            plugin_sha256: models.runtime.report.plugin_sha256.clone(),
-        };
         let current = from.plugin_path.clone();
         let checked = tokio::task::spawn_blocking(move || validate(&replan, current)).await;
         let (to, device) = match checked {
