@@ -165,7 +165,7 @@ check "cuda ONNX vs cpu: cosine >= 0.9999, towers on CUDAExecutionProvider (not 
 check "cuda faces: detector and recognizer on CUDAExecutionProvider" \
   faces_on faces-cuda CUDAExecutionProvider DEVICE=cuda
 # The CPU plugin maps no libtorch for ONNX models, so here ONNX Runtime's CUDA provider finds its
-# CUDA libraries only through the preload in backends/engine/src/providers.rs, not through libtorch's.
+# CUDA libraries only through the preload in engine/src/providers.rs, not through libtorch's.
 check "ONNX Runtime's CUDA provider with no libtorch in the process (cpu plugin, ONNX_PROVIDERS=cuda)" \
   faces_on faces-cuda-no-torch CUDAExecutionProvider DEVICE=cpu ONNX_PROVIDERS=cuda
 

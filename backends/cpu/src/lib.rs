@@ -1,6 +1,6 @@
 //! backend-cpu: the plugin that is always available. ONNX Runtime's CPU
 //! execution provider; libtorch on the CPU through its torch companion
-//! (`backends/torch-cpu`), loaded only with the first TorchScript model so
+//! (`companions/torch-cpu`), loaded only with the first TorchScript model so
 //! that ONNX-only work never pays for libtorch.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, ProbeReport};

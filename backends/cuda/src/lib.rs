@@ -1,5 +1,5 @@
 //! backend-cuda: ONNX Runtime (CUDA execution provider) and libtorch on
-//! `cuda:N` through the torch companion (`backends/torch-cuda`, which keeps
+//! `cuda:N` through the torch companion (`companions/torch-cuda`, which keeps
 //! libtorch_cuda linked). Only libtorch can say whether it sees the GPU, so
 //! `probe` and `open` load the companion and ask it, once the NVIDIA driver
 //! library is known to load. On a machine without a

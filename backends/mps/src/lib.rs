@@ -1,6 +1,6 @@
 //! backend-mps: ONNX Runtime (CoreML execution provider) and libtorch on
 //! Apple's Metal Performance Shaders through the torch companion
-//! (`backends/torch-mps`), which `probe` and `open` load and ask. It builds
+//! (`companions/torch-mps`), which `probe` and `open` load and ask. It builds
 //! on every platform so the CI matrix and the contract tests can load it; off
 //! macOS on Apple silicon it probes as unavailable and refuses `open`.
 

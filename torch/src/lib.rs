@@ -6,7 +6,7 @@
 //! libtorch_cpu and its static operator registry), even when every model
 //! runs on ONNX Runtime. So each plugin (`libbackend_<kind>`) is ONNX Runtime
 //! plus routing, and its TorchScript support is a companion cdylib
-//! (`libswitchyard_torch_<kind>`, crates `backends/torch-<kind>`) built from
+//! (`libswitchyard_torch_<kind>`, crates `companions/torch-<kind>`) built from
 //! this crate and loaded by the plugin only when it needs libtorch
 //! (`switchyard_engine::companion`). The companion exports the same root
 //! module as a plugin, so the same abi_stable checks guard that boundary.

@@ -23,7 +23,7 @@ enum Torch {
 }
 
 fn plugin_build(torch: Torch) {
-    println!("cargo:rerun-if-changed=../plugin_build.rs");
+    println!("cargo:rerun-if-changed=../../plugin-sdk/plugin_build.rs");
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect(
         "torch-sys did not report its libtorch folder; build through ci/build.sh (it sets LIBTORCH_USE_PYTORCH=1 and the venv)",
     );

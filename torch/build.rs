@@ -57,6 +57,6 @@ fn main() {
         .compile("switchyard-torch-bridge");
     // The bridge's own test (tests/bridge.rs) is a plain executable linking
     // libtorch: it finds it through a RUNPATH to the build's libtorch. Only
-    // test targets get it; the companions carry none (see ../plugin_build.rs).
+    // test targets get it; the companions carry none (see plugin-sdk/plugin_build.rs).
     println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{}", lib.display());
 }

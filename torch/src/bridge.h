@@ -39,7 +39,7 @@ CudaFlags cuda_flags();
 MemoryFigures mps_memory();
 void mps_empty_cache();
 
-// A fixture (backends/torch/tests/bridge.rs only): throws what libtorch or the
+// A fixture (torch/tests/bridge.rs only): throws what libtorch or the
 // C++ runtime can throw. 0: a c10::Error (TORCH_CHECK), 1: std::bad_alloc,
 // 2: an int (no std::exception), else returns normally.
 void throw_for_test(uint8_t kind);
