@@ -32,8 +32,8 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError};
 
-pub use super::rgb::{DecodeError, DecodeLimits, ImageFormat, RgbImage, DEFAULT_MAX_PIXELS};
 use super::rgb::check_size;
+pub use super::rgb::{DecodeError, DecodeLimits, ImageFormat, RgbImage, DEFAULT_MAX_PIXELS};
 
 /// Decodes an image file's bytes to 8-bit RGB with PIL's `open` + `convert("RGB")` semantics.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {

@@ -117,7 +117,6 @@ impl ImageFormat {
             Self::Pnm => "PNM",
         }
     }
-
 }
 
 impl fmt::Display for ImageFormat {

@@ -188,7 +188,6 @@ impl ApiError {
             FailureKind::Other => ApiError::Inference(failure.message),
         }
     }
-
 }
 
 /// A model queue's answer, in the table: full 429, closed or stuck 503,

@@ -111,9 +111,7 @@ impl FaceService {
         };
         let device = pipeline.info().detector_device.clone();
         let fallback = match fallback {
-            Some((backend, label)) => {
-                Some((Arc::new(plan.load_faces(&backend, options)?), label))
-            }
+            Some((backend, label)) => Some((Arc::new(plan.load_faces(&backend, options)?), label)),
             None => None,
         };
         let devices = Arc::new(Devices::new("faces", pipeline.clone(), &label, fallback));
