@@ -19,6 +19,7 @@ use switchyard_core::guard::guard;
 use crate::companion::TorchLink;
 use crate::onnx::{OnnxModel, OnnxOptions};
 use crate::EngineError;
+use switchyard_plugin_sdk::PluginError;
 
 enum Model {
     /// A TorchScript model: its handle in the companion's backend.
@@ -52,7 +53,7 @@ impl EngineBackend {
     fn load(&self, spec: &ModelSpec) -> Result<ModelInfo, BackendError> {
         let path = Path::new(spec.path.as_str());
         if !path.is_file() {
-            return Err(EngineError::ModelNotFound { path: spec.path.to_string() }.into());
+            return Err(PluginError::ModelNotFound { path: spec.path.to_string() }.into());
         }
         let (model, mut info) = match spec.format.as_str() {
             "torchscript" => {
@@ -71,7 +72,7 @@ impl EngineBackend {
                 };
                 (Model::Onnx(model), info)
             }
-            other => return Err(EngineError::UnknownFormat { format: other.to_string() }.into()),
+            other => return Err(PluginError::UnknownFormat { format: other.to_string() }.into()),
         };
         info.handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.models.write().unwrap_or_else(|p| p.into_inner()).insert(info.handle, Arc::new(model));
@@ -80,7 +81,7 @@ impl EngineBackend {
 
     fn model(&self, handle: u64) -> Result<Arc<Model>, EngineError> {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
-        models.get(&handle).cloned().ok_or(EngineError::UnknownHandle { handle })
+        models.get(&handle).cloned().ok_or_else(|| PluginError::UnknownHandle { handle }.into())
     }
 }
 
@@ -135,7 +136,7 @@ impl Backend for EngineBackend {
             match removed.as_deref() {
                 Some(Model::Torch(inner)) => self.config.torch.backend()?.unload(*inner).into_result(),
                 Some(Model::Onnx(_)) => Ok(()),
-                None => Err(EngineError::UnknownHandle { handle: model }.into()),
+                None => Err(PluginError::UnknownHandle { handle: model }.into()),
             }
         })
     }

@@ -1,6 +1,6 @@
 //! Pieces the three flavors share: the engine config.
 
-use switchyard_core::abi::{kv, BackendConfig, DeviceInfo, KeyValues, ProbeReport};
+use switchyard_core::abi::BackendConfig;
 use switchyard_core::settings::ExecutionProvider;
 
 use crate::backend::EngineConfig;
@@ -27,29 +27,4 @@ pub fn engine_config(
             cuda_device: config.device_index.into_option().unwrap_or(0) as i32,
         },
     }
-}
-
-/// The CPU's probe: always available, with the thread count it will use.
-pub fn cpu_probe(threads: usize, extra: KeyValues) -> ProbeReport {
-    ProbeReport {
-        available: true,
-        reason: "the CPU is always available".into(),
-        devices: vec![DeviceInfo {
-            index: 0,
-            name: "cpu".into(),
-            total_memory: 0,
-            extra: kv([("threads", threads.to_string())]),
-        }]
-        .into(),
-        extra,
-    }
-}
-
-/// Why MPS cannot exist on this platform, before asking libtorch; `None` on
-/// macOS on Apple silicon.
-pub fn mps_platform_missing() -> Option<String> {
-    if cfg!(target_os = "macos") && cfg!(target_arch = "aarch64") {
-        return None;
-    }
-    Some(format!("needs macOS on Apple silicon (this is {} {})", std::env::consts::OS, std::env::consts::ARCH))
 }

@@ -1,23 +1,17 @@
 //! Engine errors, with their sources, and how they map onto the ABI's stable
-//! error kinds when they cross the boundary.
+//! error kinds when they cross the boundary (the failures any backend shares
+//! are the SDK's [`PluginError`]).
 
 use switchyard_core::abi::{BackendError, ErrorCode};
+use switchyard_plugin_sdk::error::{runtime_failure_code, to_backend_error};
+use switchyard_plugin_sdk::PluginError;
 
 /// Everything that can go wrong inside a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A model file is missing.
-    #[error("model file `{path}` does not exist; run ci/setup.sh to make the default models or check MODEL_DIR")]
-    ModelNotFound { path: String },
-    /// The format string is not one the engine knows.
-    #[error("model format `{format}` is not supported; use torchscript or onnx")]
-    UnknownFormat { format: String },
-    /// No model has this handle.
-    #[error("no model is loaded with handle {handle}; it was never loaded or has been unloaded")]
-    UnknownHandle { handle: u64 },
-    /// An input tensor is malformed.
-    #[error("input {index} is invalid: {reason}")]
-    BadInput { index: usize, reason: String },
+    /// A failure every backend shares (missing model, unknown handle, bad input...).
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
     /// ort could not take the ONNX Runtime library.
     #[error("ONNX Runtime could not be loaded from `{path}`: {source}; reinstall onnxruntime with pip, or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.1")]
     OrtLoad {
@@ -63,19 +57,12 @@ pub enum EngineError {
     /// The device is not usable.
     #[error("{0}")]
     Unavailable(String),
-    /// The model produced something the engine cannot return.
-    #[error(
-        "model `{model}` returned {what}, which cannot cross the plugin boundary; return tensors or tuples of tensors"
-    )]
-    UnsupportedOutput { model: String, what: String },
 }
 
 impl EngineError {
     fn code(&self) -> ErrorCode {
         match self {
-            EngineError::ModelNotFound { .. } | EngineError::UnknownHandle { .. } => ErrorCode::NOT_FOUND,
-            EngineError::UnknownFormat { .. } | EngineError::UnsupportedOutput { .. } => ErrorCode::UNSUPPORTED,
-            EngineError::BadInput { .. } => ErrorCode::INVALID_INPUT,
+            EngineError::Plugin(e) => e.code(),
             EngineError::OrtLoad { .. }
             | EngineError::RuntimeMissing(_)
             | EngineError::RuntimeLoad { .. }
@@ -85,24 +72,14 @@ impl EngineError {
             | EngineError::OrtVersion { .. }
             | EngineError::Unavailable(_) => ErrorCode::UNAVAILABLE,
             EngineError::TorchCompanion { code, .. } => *code,
-            EngineError::Ort { source, .. } if is_oom(&source.to_string()) => ErrorCode::OUT_OF_MEMORY,
-            EngineError::Ort { .. } => ErrorCode::INTERNAL,
+            EngineError::Ort { source, .. } => runtime_failure_code(&source.to_string()),
         }
     }
 }
 
-/// Whether a runtime's message means it ran out of memory.
-pub fn is_oom(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("out of memory") || m.contains("failed to allocate")
-}
-
 impl From<EngineError> for BackendError {
     fn from(e: EngineError) -> Self {
-        // The chain is flattened here only because it crosses the C ABI; the
-        // host keeps the kind and the full message.
-        let message = switchyard_core::guard::error_chain(&e);
-        BackendError::new(e.code(), message)
+        to_backend_error(e.code(), &e)
     }
 }
 

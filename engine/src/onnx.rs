@@ -17,8 +17,9 @@ use switchyard_core::settings::ExecutionProvider;
 
 use crate::providers::{register, Registered};
 
-use crate::tensor::{from_f32, from_i64, validate};
 use crate::EngineError;
+use switchyard_plugin_sdk::tensor::{from_f32, from_i64, validate};
+use switchyard_plugin_sdk::PluginError;
 
 static ENVIRONMENT: Mutex<Option<&'static ort::environment::Environment>> = Mutex::new(None);
 
@@ -96,7 +97,7 @@ impl OnnxModel {
     /// Runs the model; inputs in the model's input order, outputs in its output order.
     pub fn run(&self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, EngineError> {
         if inputs.len() != self.input_names.len() {
-            return Err(EngineError::BadInput {
+            return Err(PluginError::BadInput {
                 index: inputs.len(),
                 reason: format!(
                     "model `{}` takes {} inputs ({}), got {}",
@@ -105,7 +106,8 @@ impl OnnxModel {
                     self.input_names.join(", "),
                     inputs.len()
                 ),
-            });
+            }
+            .into());
         }
         let ort_err = |source: ort::Error| EngineError::Ort { during: "running", model: self.name.clone(), source };
         // Aligned inputs are read in place; misaligned ones are copied once.
@@ -115,10 +117,11 @@ impl OnnxModel {
                 DType::F32 => Data::F32(cast(view.data.as_slice())),
                 DType::I64 => Data::I64(cast(view.data.as_slice())),
                 other => {
-                    return Err(EngineError::BadInput {
+                    return Err(PluginError::BadInput {
                         index,
                         reason: format!("dtype {other:?} is not supported for ONNX inputs; send float32 or int64"),
-                    })
+                    }
+                    .into())
                 }
             });
         }
@@ -145,10 +148,11 @@ impl OnnxModel {
                     from_i64(shape, data)
                 }
                 other => {
-                    return Err(EngineError::UnsupportedOutput {
+                    return Err(PluginError::UnsupportedOutput {
                         model: self.name.clone(),
                         what: format!("output `{name}` of type {other:?}"),
-                    })
+                    }
+                    .into())
                 }
             };
             result.push(tensor);

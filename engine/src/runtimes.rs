@@ -65,7 +65,7 @@ fn object_of(address: *const libc::c_void) -> Option<PathBuf> {
 pub fn inputs(ort_setting: Option<&str>) -> Inputs {
     let dir = own_path().and_then(|p| p.parent().map(Path::to_path_buf));
     let mut inputs = Inputs::from_env(dir, ort_setting.map(PathBuf::from));
-    inputs.torch_version = crate::plugin::built_torch_version().map(str::to_string);
+    inputs.torch_version = switchyard_plugin_sdk::plugin::built_torch_version().map(str::to_string);
     inputs
 }
 
@@ -86,7 +86,7 @@ pub fn load_torch(kind: DeviceKind) -> Result<Loaded, EngineError> {
         return Ok(loaded.clone());
     }
     let inputs = inputs(None);
-    let needed = crate::plugin::built_torch_version();
+    let needed = switchyard_plugin_sdk::plugin::built_torch_version();
     let found = runtimes::find(Runtime::Torch, &inputs)?;
     if found.rule == Rule::System {
         return Err(NotFound::Nowhere {

@@ -1,6 +1,11 @@
 //! What makes a cdylib a switchyard plugin: a [`Flavor`] (which device, how
 //! to probe and open it) and [`export_plugin!`], which exports the abi_stable
-//! root module with every function behind the panic barrier.
+//! root module with every function behind the panic barrier, and the build
+//! facts read from the plugin crate's build script (`SWITCHYARD_TORCH_VERSION`,
+//! `SWITCHYARD_TARGET`, `SWITCHYARD_PROFILE`). What a family of plugins adds
+//! to `describe` and `probe` (the engine: its torch companion, the ONNX
+//! Runtime API, where the runtimes would come from) is a [`Facts`] type
+//! named in the macro.
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RBox, RResult, RString};
@@ -11,7 +16,8 @@ use switchyard_core::abi::{
 use switchyard_core::guard::guard;
 use switchyard_core::DeviceKind;
 
-/// Facts fixed when the plugin was built (from its build script).
+/// Facts fixed when the plugin was built (from its build script), collected
+/// by [`export_plugin!`] in the plugin crate.
 #[derive(Debug, Clone, Copy)]
 pub struct BuildInfo {
     /// The crate name, e.g. `backend-cpu`.
@@ -32,36 +38,49 @@ pub trait Flavor: 'static {
     const KIND: DeviceKind;
     /// What `open` returns.
     type Backend: switchyard_core::abi::Backend + Send + Sync + 'static;
-    /// Build facts (use [`build_info!`]).
-    fn build_info() -> BuildInfo;
     /// A cheap check of the device: never loads a model.
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError>;
     /// Opens a backend, or says why not (`Unavailable`).
     fn open(config: &BackendConfig) -> Result<Self::Backend, BackendError>;
 }
 
-/// Collects [`BuildInfo`] from the plugin crate's build-time environment.
-#[macro_export]
-macro_rules! build_info {
-    () => {
-        $crate::plugin::BuildInfo {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
-            torch_version: option_env!("SWITCHYARD_TORCH_VERSION"),
-            target: option_env!("SWITCHYARD_TARGET"),
-            profile: option_env!("SWITCHYARD_PROFILE"),
-        }
-    };
+/// What a family of plugins adds to the SDK's answers, after its own.
+pub trait Facts: 'static {
+    /// Build facts for `describe`, between `torch` and `target`.
+    fn build(kind: DeviceKind) -> Vec<(&'static str, String)>;
+    /// Key/values appended to every successful `probe` report.
+    fn probe(config: &BackendConfig) -> Vec<(String, String)>;
 }
 
-/// Exports `$flavor` as this cdylib's switchyard root module.
+/// No facts beyond the SDK's (a torch companion, a fixture).
+impl Facts for () {
+    fn build(_kind: DeviceKind) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    fn probe(_config: &BackendConfig) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// Exports `$flavor` as this cdylib's switchyard root module, with the build
+/// facts of the crate that calls it and, optionally, a [`Facts`] type.
 #[macro_export]
 macro_rules! export_plugin {
     ($flavor:ty) => {
+        $crate::export_plugin!($flavor, ());
+    };
+    ($flavor:ty, $facts:ty) => {
         /// The abi_stable root module of this plugin.
         #[::abi_stable::export_root_module]
         pub fn get_library() -> ::switchyard_core::abi::BackendRootRef {
-            $crate::plugin::root_module::<$flavor>()
+            $crate::plugin::root_module::<$flavor, $facts>($crate::plugin::BuildInfo {
+                name: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+                torch_version: option_env!("SWITCHYARD_TORCH_VERSION"),
+                target: option_env!("SWITCHYARD_TARGET"),
+                profile: option_env!("SWITCHYARD_PROFILE"),
+            })
         }
     };
 }
@@ -75,18 +94,23 @@ pub fn built_torch_version() -> Option<&'static str> {
 }
 
 /// Builds the root module for a flavor (called by [`export_plugin!`]).
-pub fn root_module<F: Flavor>() -> BackendRootRef {
+pub fn root_module<F: Flavor, X: Facts>(build: BuildInfo) -> BackendRootRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
-    let _ = BUILD.set(F::build_info());
-    BackendRoot { abi_version, describe: describe::<F>, probe: probe::<F>, open: open::<F> }.leak_into_prefix()
+    let _ = BUILD.set(build);
+    BackendRoot { abi_version, describe: describe::<F, X>, probe: probe::<F, X>, open: open::<F> }.leak_into_prefix()
+}
+
+/// The build facts [`root_module`] was given.
+fn build() -> BuildInfo {
+    *BUILD.get().expect("the root module is made before any of its functions is called")
 }
 
 extern "C" fn abi_version() -> AbiVersion {
     ABI_VERSION
 }
 
-/// Describes the plugin from its build facts (shared with fixtures and tests).
-pub fn description(kind: DeviceKind, build: BuildInfo) -> PluginDescription {
+/// Describes the plugin from its build facts and its family's.
+pub fn description(kind: DeviceKind, build: BuildInfo, family: Vec<(&'static str, String)>) -> PluginDescription {
     let mut facts = vec![("abi", ABI_VERSION.to_string())];
     let mut add = |k: &'static str, v: Option<&str>| {
         if let Some(v) = v {
@@ -94,8 +118,9 @@ pub fn description(kind: DeviceKind, build: BuildInfo) -> PluginDescription {
         }
     };
     add("torch", build.torch_version);
-    add("torch_companion", Some(&crate::companion::file_name(kind)));
-    add("onnxruntime_api", Some(&crate::runtimes::ORT_API_VERSION.to_string()));
+    for (k, v) in &family {
+        add(k, Some(v));
+    }
     add("target", build.target);
     add("profile", build.profile);
     PluginDescription {
@@ -106,18 +131,19 @@ pub fn description(kind: DeviceKind, build: BuildInfo) -> PluginDescription {
     }
 }
 
-extern "C" fn describe<F: Flavor>() -> RResult<PluginDescription, BackendError> {
-    guard("describe", || Ok(description(F::KIND, F::build_info())))
+extern "C" fn describe<F: Flavor, X: Facts>() -> RResult<PluginDescription, BackendError> {
+    guard("describe", || Ok(description(F::KIND, build(), X::build(F::KIND))))
 }
 
-extern "C" fn probe<F: Flavor>(config: &BackendConfig) -> RResult<ProbeReport, BackendError> {
+extern "C" fn probe<F: Flavor, X: Facts>(config: &BackendConfig) -> RResult<ProbeReport, BackendError> {
     guard("probe", || {
         let mut report = F::probe(config)?;
-        // Where each runtime would come from (or why it is missing): this
-        // library's own view; a companion's copy of it is dropped by its plugin.
-        let mut extra = abi_stable::std_types::RVec::from(report.extra.to_vec());
-        extra.extend(kv(crate::runtimes::report(config.get("ort_dylib"))));
-        report.extra = extra;
+        let family = X::probe(config);
+        if !family.is_empty() {
+            let mut extra = abi_stable::std_types::RVec::from(report.extra.to_vec());
+            extra.extend(kv(family));
+            report.extra = extra;
+        }
         Ok(report)
     })
 }

@@ -1,5 +1,5 @@
-//! Checks and helpers for the ABI's tensors on the ONNX side (the tch
-//! conversions live in switchyard-torch).
+//! Checks and helpers for the ABI's tensors, for any backend (the tch
+//! conversions live in switchyard-torch, ORT's in switchyard-engine).
 //!
 //! Inputs arrive as borrowed bytes that ORT reads in place when they are
 //! aligned; outputs are copied once into an `RVec` owned by the caller.
@@ -7,11 +7,11 @@
 use abi_stable::std_types::RVec;
 use switchyard_core::abi::{DType, Tensor, TensorView};
 
-use crate::EngineError;
+use crate::PluginError;
 
 /// Checks a view's dtype and that its byte length matches its shape.
-pub fn validate(index: usize, view: &TensorView<'_>) -> Result<DType, EngineError> {
-    let bad = |reason: String| EngineError::BadInput { index, reason };
+pub fn validate(index: usize, view: &TensorView<'_>) -> Result<DType, PluginError> {
+    let bad = |reason: String| PluginError::BadInput { index, reason };
     let dtype = view.dtype.dtype().ok_or_else(|| bad(format!("unknown dtype code {}", view.dtype.0)))?;
     if view.shape.iter().any(|d| *d < 0) {
         return Err(bad(format!("negative dimension in shape {:?}", view.shape.as_slice())));
@@ -28,7 +28,7 @@ pub fn validate(index: usize, view: &TensorView<'_>) -> Result<DType, EngineErro
     Ok(dtype)
 }
 
-/// Copies `values` into an owned f32 ABI tensor (helper for ORT outputs and tests).
+/// Copies `values` into an owned f32 ABI tensor (outputs, tests).
 pub fn from_f32(shape: &[i64], values: &[f32]) -> Tensor {
     Tensor {
         dtype: DType::F32.code(),

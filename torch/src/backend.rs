@@ -27,7 +27,7 @@ use switchyard_core::abi::{
 };
 use switchyard_core::guard::guard;
 use switchyard_core::memory::{RELEASED_BYTES_KEY, RELEASES_KEY};
-use switchyard_engine::EngineError;
+use switchyard_plugin_sdk::PluginError;
 
 use crate::gpu::{cuda_flags_report, GpuDevice, GpuError};
 use crate::model::{dtype_name, parse_dtype, TorchModel};
@@ -60,7 +60,7 @@ impl TorchBackend {
         device: tch::Device,
         label: String,
         default_dtype: &str,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<Self, PluginError> {
         if config.threads > 0 {
             tch::set_num_threads(config.threads as i32);
         }
@@ -112,10 +112,10 @@ impl TorchBackend {
     fn load(&self, spec: &ModelSpec) -> Result<ModelInfo, TorchError> {
         let path = Path::new(spec.path.as_str());
         if !path.is_file() {
-            return Err(EngineError::ModelNotFound { path: spec.path.to_string() }.into());
+            return Err(PluginError::ModelNotFound { path: spec.path.to_string() }.into());
         }
         if spec.format.as_str() != "torchscript" {
-            return Err(EngineError::UnknownFormat { format: spec.format.to_string() }.into());
+            return Err(PluginError::UnknownFormat { format: spec.format.to_string() }.into());
         }
         let option = |key: &str| spec.options.iter().find(|kv| kv.0.as_str() == key).map(|kv| kv.1.as_str());
         let dtype = match option("dtype") {
@@ -146,9 +146,9 @@ impl TorchBackend {
         })
     }
 
-    fn model(&self, handle: u64) -> Result<Arc<TorchModel>, EngineError> {
+    fn model(&self, handle: u64) -> Result<Arc<TorchModel>, PluginError> {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
-        models.get(&handle).cloned().ok_or(EngineError::UnknownHandle { handle })
+        models.get(&handle).cloned().ok_or(PluginError::UnknownHandle { handle })
     }
 }
 
@@ -180,7 +180,7 @@ impl Backend for TorchBackend {
     fn unload(&self, model: u64) -> RResult<(), BackendError> {
         guard("unload", || {
             let removed = self.models.write().unwrap_or_else(|p| p.into_inner()).remove(&model);
-            let removed = removed.ok_or_else(|| BackendError::from(EngineError::UnknownHandle { handle: model }))?;
+            let removed = removed.ok_or_else(|| BackendError::from(PluginError::UnknownHandle { handle: model }))?;
             // The weights go back to the allocator here (unless a call still holds the model)...
             drop(removed);
             // ...and from its cache to the driver here.

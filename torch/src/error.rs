@@ -1,8 +1,8 @@
 //! libtorch errors, with their sources, and their ABI error kinds.
 
 use switchyard_core::abi::{BackendError, ErrorCode};
-use switchyard_engine::error::is_oom;
-use switchyard_engine::EngineError;
+use switchyard_plugin_sdk::error::{runtime_failure_code, to_backend_error};
+use switchyard_plugin_sdk::PluginError;
 
 /// Everything that can go wrong in the libtorch half of a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -18,20 +18,19 @@ pub enum TorchError {
     /// The model file cannot run in the configured dtype (its export says so).
     #[error("`{path}` is exported for {exported} only, not {dtype}: {hint}")]
     DtypeNotExported { path: String, dtype: &'static str, exported: String, hint: String },
-    /// A failure shared with the ONNX side (bad input, unknown handle, ...).
+    /// A failure every backend shares (bad input, unknown handle, ...).
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Plugin(#[from] PluginError),
 }
 
 impl From<TorchError> for BackendError {
     fn from(e: TorchError) -> Self {
         match e {
-            TorchError::Engine(inner) => inner.into(),
+            TorchError::Plugin(inner) => inner.into(),
             e @ TorchError::DtypeNotExported { .. } => BackendError::new(ErrorCode::UNSUPPORTED, e.to_string()),
             torch @ TorchError::Torch { .. } => {
-                let message = switchyard_core::guard::error_chain(&torch);
-                let code = if is_oom(&message) { ErrorCode::OUT_OF_MEMORY } else { ErrorCode::INTERNAL };
-                BackendError::new(code, message)
+                let code = runtime_failure_code(&switchyard_core::guard::error_chain(&torch));
+                to_backend_error(code, &torch)
             }
         }
     }

@@ -9,7 +9,9 @@
 //! (`libswitchyard_torch_<kind>`, crates `companions/torch-<kind>`) built from
 //! this crate and loaded by the plugin only when it needs libtorch
 //! (`switchyard_engine::companion`). The companion exports the same root
-//! module as a plugin, so the same abi_stable checks guard that boundary.
+//! module as a plugin (switchyard-plugin-sdk's `export_plugin!`), so the
+//! same abi_stable checks guard that boundary; it depends on the SDK, not on
+//! the engine, so no companion links `ort`.
 //!
 //! What tch does not wrap (the caching allocator's figures and cache
 //! release, TF32 and cuDNN settings) goes through a small cxx bridge to

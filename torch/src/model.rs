@@ -13,8 +13,8 @@ use std::path::Path;
 
 use switchyard_core::abi::{DType, Tensor, TensorView};
 
-use switchyard_engine::tensor::validate;
-use switchyard_engine::EngineError;
+use switchyard_plugin_sdk::tensor::validate;
+use switchyard_plugin_sdk::PluginError;
 
 use crate::tensor::{from_tch, tch_kind};
 use crate::TorchError;
@@ -79,7 +79,7 @@ impl TorchModel {
             }
             other => {
                 let what = format!("{other:?}");
-                return Err(EngineError::UnsupportedOutput { model: self.name.clone(), what }.into());
+                return Err(PluginError::UnsupportedOutput { model: self.name.clone(), what }.into());
             }
         }
         Ok(())
@@ -96,12 +96,12 @@ pub fn dtype_name(dtype: Option<DType>) -> &'static str {
 }
 
 /// Parses a `dtype` option (`float32`, `float16`, `bfloat16`).
-pub fn parse_dtype(raw: &str) -> Result<Option<DType>, EngineError> {
+pub fn parse_dtype(raw: &str) -> Result<Option<DType>, PluginError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "" | "float32" | "fp32" | "f32" => Ok(None),
         "float16" | "fp16" | "f16" | "half" => Ok(Some(DType::F16)),
         "bfloat16" | "bf16" => Ok(Some(DType::BF16)),
-        other => Err(EngineError::BadInput {
+        other => Err(PluginError::BadInput {
             index: 0,
             reason: format!("`DTYPE={other}` is not a dtype; use float32, float16 or bfloat16"),
         }),

@@ -3,8 +3,8 @@
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, ProbeReport};
 use switchyard_core::DeviceKind;
-use switchyard_engine::common::cpu_probe;
-use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_plugin_sdk::device::cpu_probe;
+use switchyard_plugin_sdk::plugin::Flavor;
 use switchyard_torch::TorchBackend;
 
 /// libtorch on the CPU.
@@ -13,10 +13,6 @@ pub struct TorchCpu;
 impl Flavor for TorchCpu {
     const KIND: DeviceKind = DeviceKind::Cpu;
     type Backend = TorchBackend;
-
-    fn build_info() -> BuildInfo {
-        switchyard_engine::build_info!()
-    }
 
     fn probe(_config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         Ok(cpu_probe(tch::get_num_threads().max(1) as usize, kv::<&str, &str>([])))
@@ -27,4 +23,4 @@ impl Flavor for TorchCpu {
     }
 }
 
-switchyard_engine::export_plugin!(TorchCpu);
+switchyard_plugin_sdk::export_plugin!(TorchCpu);

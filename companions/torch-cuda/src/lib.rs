@@ -7,7 +7,7 @@
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
 use switchyard_core::DeviceKind;
-use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_plugin_sdk::plugin::Flavor;
 use switchyard_torch::gpu::CudaSettings;
 use switchyard_torch::TorchBackend;
 
@@ -31,10 +31,6 @@ fn why_unavailable(index: u32) -> Option<String> {
 impl Flavor for TorchCuda {
     const KIND: DeviceKind = DeviceKind::Cuda;
     type Backend = TorchBackend;
-
-    fn build_info() -> BuildInfo {
-        switchyard_engine::build_info!()
-    }
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         let index = config.device_index.into_option().unwrap_or(0);
@@ -71,4 +67,4 @@ impl Flavor for TorchCuda {
     }
 }
 
-switchyard_engine::export_plugin!(TorchCuda);
+switchyard_plugin_sdk::export_plugin!(TorchCuda);

@@ -4,8 +4,8 @@
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, DeviceInfo, ProbeReport};
 use switchyard_core::DeviceKind;
-use switchyard_engine::common::mps_platform_missing;
-use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_plugin_sdk::device::mps_platform_missing;
+use switchyard_plugin_sdk::plugin::Flavor;
 use switchyard_torch::TorchBackend;
 
 /// libtorch on MPS.
@@ -24,10 +24,6 @@ fn why_unavailable() -> Option<String> {
 impl Flavor for TorchMps {
     const KIND: DeviceKind = DeviceKind::Mps;
     type Backend = TorchBackend;
-
-    fn build_info() -> BuildInfo {
-        switchyard_engine::build_info!()
-    }
 
     fn probe(_config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         let reason = why_unavailable();
@@ -54,4 +50,4 @@ impl Flavor for TorchMps {
     }
 }
 
-switchyard_engine::export_plugin!(TorchMps);
+switchyard_plugin_sdk::export_plugin!(TorchMps);
