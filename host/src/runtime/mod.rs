@@ -63,8 +63,8 @@ pub struct DeviceReport {
     /// Candidates passed over, with reasons.
     pub rejected: Vec<String>,
     pub plugin_path: PathBuf,
-    /// sha256 of the plugin file in use.
-    pub plugin_sha256: String,
+    /// sha256 of the plugin file in use (`None`: unreadable, logged).
+    pub plugin_sha256: Option<String>,
     pub plugin: Description,
     pub hardware: HardwareReport,
     /// ONNX providers the backend uses, in order.
@@ -93,8 +93,7 @@ impl Runtime {
             tracing::info!(kind = %r.kind, reason = %r.reason, "device candidate rejected");
         }
         let plugin = LoadedPlugin::load(&selection.plugin)?;
-        let plugin_sha256 =
-            crate::plugins::load::sha256_hex(&selection.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+        let plugin_sha256 = crate::plugins::load::plugin_sha256(&selection.plugin);
         let description = plugin.describe()?;
         let backend = plugin.open(&settings.backend_config(selection.index))?;
         let info = backend.info();
@@ -112,7 +111,7 @@ impl Runtime {
             backend_extra: kv_to_vec(&info.extra),
             startup_ms: start.elapsed().as_secs_f64() * 1e3,
         };
-        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = %report.plugin_sha256, reason = %report.reason, startup_ms = report.startup_ms, "device selected");
+        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = report.plugin_sha256.as_deref().unwrap_or("unreadable"), reason = %report.reason, startup_ms = report.startup_ms, "device selected");
         Ok(Runtime { backend: Arc::new(backend), selection, report, _plugin: plugin })
     }
 }

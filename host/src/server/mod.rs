@@ -47,14 +47,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use config::{ServeArgs, ServerConfig};
 pub use crate::loader::LoadPlan;
+pub use config::{ServeArgs, ServerConfig};
 pub use state::LoadError;
 pub use swap::Replan;
 
 use handoff::{HandoffError, Inherited, KeptSocket};
-use state::{AppState, Models};
 use listener::Phase;
+use state::{AppState, Models};
 use swap::SwapControl;
 
 /// How long responses carry `Connection: close` before a swap closes idle
@@ -163,7 +163,7 @@ async fn run(config: ServerConfig, plan: LoadPlan, replan: Replan, inherited: In
         loaded?;
         if let Some(models) = state.models.get() {
             let r = &models.runtime.report;
-            tracing::info!(swap = state.swap.history.count, from_sha256 = ?state.swap.history.previous_plugin_sha256, to_sha256 = %r.plugin_sha256, plugin = %r.plugin_path.display(), "plugin swap complete; accepting connections");
+            tracing::info!(swap = state.swap.history.count, from_sha256 = ?state.swap.history.previous_plugin_sha256, to_sha256 = r.plugin_sha256.as_deref().unwrap_or("unreadable"), plugin = %r.plugin_path.display(), "plugin swap complete; accepting connections");
         }
     }
 

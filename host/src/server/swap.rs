@@ -53,7 +53,8 @@ pub enum SwapError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginId {
     pub plugin_path: PathBuf,
-    pub plugin_sha256: String,
+    /// `None` when the file could not be read ([`crate::plugins::load::plugin_sha256`]).
+    pub plugin_sha256: Option<String>,
 }
 
 /// A validated swap, answered by `POST /admin/reload` (202).
@@ -132,15 +133,15 @@ impl SwapControl {
             count: swap,
             last_unix_ms: Some(now_ms),
             previous_plugin_path: Some(from.plugin_path.clone()),
-            previous_plugin_sha256: Some(from.plugin_sha256.clone()),
+            previous_plugin_sha256: from.plugin_sha256.clone(),
         });
         tracing::info!(
             trigger,
             swap,
             from = %from.plugin_path.display(),
-            from_sha256 = %from.plugin_sha256,
+            from_sha256 = from.plugin_sha256.as_deref().unwrap_or("unreadable"),
             to = %to.plugin_path.display(),
-            to_sha256 = %to.plugin_sha256,
+            to_sha256 = to.plugin_sha256.as_deref().unwrap_or("unreadable"),
             device = %device,
             "plugin swap validated; draining, then re-executing with the listening socket"
         );
@@ -164,7 +165,7 @@ fn validate(replan: &Replan, current: PathBuf) -> Result<(PluginId, String), Swa
     let hardware = crate::hardware::probe();
     let selection = select(&plan.settings, &plan.runtime, &hardware)
         .map_err(|e: RuntimeError| SwapError::Selection { current, reason: crate::util::error_chain(&e) })?;
-    let sha = crate::plugins::load::sha256_hex(&selection.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+    let sha = crate::plugins::load::plugin_sha256(&selection.plugin);
     let device = selection.device().to_string();
     Ok((PluginId { plugin_path: selection.plugin.clone(), plugin_sha256: sha }, device))
 }
