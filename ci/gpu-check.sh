@@ -78,7 +78,7 @@ PY
 # contract: the contract tests, with the CUDA plugin running real models on the GPU
 # (SWITCHYARD_REQUIRE_GPU=1: unavailable, or an ONNX model on the CPU provider, fails them).
 contract() {
-  SWITCHYARD_REQUIRE_GPU=1 cargo test --release -p switchyard-tests --test contract --locked -- --nocapture 2>&1 \
+  SWITCHYARD_REQUIRE_GPU=1 cargo test --release -p switchyard-tests --test contract --locked -- --include-ignored --nocapture 2>&1 \
     | tee "$out/contract.txt" || return 1
   grep -E "^cuda: tiny_cnn" "$out/contract.txt" || true   # where each model ran, and its diff to PyTorch
 }
