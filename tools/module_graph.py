@@ -356,7 +356,7 @@ def layer_problems(modules: dict[str, Module], edges: dict[str, dict[str, int]],
     problems = []
     for scope, spec in scopes.items():
         if scope and scope not in modules:
-            problems.append(f"tools/layers.toml names `{scope}`, which is not a module")
+            problems.append(f"the layers name `{scope}`, which is not a module")
             continue
         for child in modules.get(scope, Module(scope, Path())).children:
             leaf = child.rsplit("::", 1)[-1]
@@ -417,7 +417,7 @@ def crate_problems(graph: dict[str, list[str]], layers: list[list[str]]) -> list
     for name, deps in graph.items():
         la = layer(name)
         if la is None:
-            problems.append(f"crate `{name}` is in no layer: add it to [crates] in tools/layers.toml")
+            problems.append(f"crate `{name}` is in no layer: add it to [crates] in the layers file")
             continue
         for d in deps:
             lb = layer(d)
@@ -488,7 +488,8 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="print only the problems")
     args = ap.parse_args()
     src = args.src or args.root / "host" / "src"
-    config = tomllib.loads((args.layers or args.root / "tools" / "layers.toml").read_text())
+    layers_file = args.layers or args.root / "tools" / "layers.toml"
+    config = tomllib.loads(layers_file.read_text())
     problems: list[str] = []
 
     if not args.no_crates:
@@ -517,7 +518,7 @@ def main() -> int:
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s): see tools/layers.toml for the layers", file=sys.stderr)
+        print(f"{len(problems)} problem(s); the layers are in {layers_file}", file=sys.stderr)
         return 1
     if not args.check:
         print("no module cycle, no upward import")
