@@ -78,7 +78,7 @@ PY
 # contract: the contract tests, with the CUDA plugin running real models on the GPU
 # (SWITCHYARD_REQUIRE_GPU=1: unavailable, or an ONNX model on the CPU provider, fails them).
 contract() {
-  SWITCHYARD_REQUIRE_GPU=1 cargo test --release -p switchyard-tests --test contract --locked -- --nocapture 2>&1 \
+  SWITCHYARD_REQUIRE_GPU=1 cargo test --release -p switchyard-tests --test contract --locked -- --include-ignored --nocapture 2>&1 \
     | tee "$out/contract.txt" || return 1
   grep -E "^cuda: tiny_cnn" "$out/contract.txt" || true   # where each model ran, and its diff to PyTorch
 }
@@ -165,7 +165,7 @@ check "cuda ONNX vs cpu: cosine >= 0.9999, towers on CUDAExecutionProvider (not 
 check "cuda faces: detector and recognizer on CUDAExecutionProvider" \
   faces_on faces-cuda CUDAExecutionProvider DEVICE=cuda
 # The CPU plugin maps no libtorch for ONNX models, so here ONNX Runtime's CUDA provider finds its
-# CUDA libraries only through the preload in backends/engine/src/providers.rs, not through libtorch's.
+# CUDA libraries only through the preload in engine/src/providers.rs, not through libtorch's.
 check "ONNX Runtime's CUDA provider with no libtorch in the process (cpu plugin, ONNX_PROVIDERS=cuda)" \
   faces_on faces-cuda-no-torch CUDAExecutionProvider DEVICE=cpu ONNX_PROVIDERS=cuda
 

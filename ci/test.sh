@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of the pure logic, the contract tests against
+# Runs every test: the module graph check (tools/module_graph.py: no module
+# cycle, no upward import, every module and crate in a layer of
+# tools/layers.toml), unit tests of the pure logic, the contract tests against
 # every plugin, the end-to-end tests of the binary, the fuzz targets built on
 # stable with their committed corpora and regression inputs replayed
 # (fuzz/tests/replay.rs; the fuzzing itself is ci/fuzz.sh, on nightly), a
@@ -13,6 +15,8 @@ bash "$here/prepare.sh"
 source "$here/env.sh"
 cd "$ROOT"
 
+step "module graph: no cycle, no upward import (tools/layers.toml)"
+"$VENV/bin/python" "$ROOT/tools/module_graph.py" --check
 step "cargo test --release --workspace"
 cargo test --release --workspace --locked 2>&1 | tee "$ROOT/target/test.log"
 step "fuzz targets: build on stable, replay fuzz/corpus and fuzz/regressions"

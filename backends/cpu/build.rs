@@ -1,4 +1,4 @@
-include!("../plugin_build.rs");
+include!("../../plugin-sdk/plugin_build.rs");
 
 fn main() {
     plugin_build(Torch::NotLinked);

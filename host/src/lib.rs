@@ -8,6 +8,7 @@
 //! - [`probe`] / [`render`]: the `switchyard probe` report.
 //! - [`config`]: flag + environment settings shared by the subcommands.
 //! - [`clip`] / [`faces`]: the CLIP and InsightFace pipelines (pre/post-processing in the host).
+//! - [`loader`]: what `embed` and `serve` load, and loading it (one path for both).
 //! - [`logging`]: the log filter and line format (text or JSON).
 //! - [`server`]: `switchyard serve`, the HTTP service with dynamic batching.
 
@@ -18,6 +19,7 @@ pub mod faces;
 pub mod hardware;
 pub mod image;
 pub mod immich;
+pub mod loader;
 pub mod logging;
 pub mod package;
 pub mod plugins;

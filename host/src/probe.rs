@@ -3,16 +3,17 @@
 //! reason each other candidate was rejected.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
-use switchyard_core::select::{select, PluginFile, SelectError, Selection};
+use switchyard_core::select::Selection;
 use switchyard_core::DeviceSpec;
 
 use crate::config::DeviceSettings;
 use crate::hardware::{self, HardwareReport};
 use crate::plugins::inspect::ChildInspect;
 use crate::plugins::{discover, inspect_in_child, FoundPlugin, PluginReport};
+use crate::runtime::decide;
 
 /// The whole report, as printed by `switchyard probe --json`.
 #[derive(Debug, Serialize)]
@@ -39,18 +40,6 @@ pub struct ProbeOptions {
     pub explicit: Vec<PathBuf>,
     /// Inspect plugins in child processes (else trust that the files work).
     pub inspect: Option<ChildInspect>,
-}
-
-/// The policy's answer, given hardware facts, plugin files and a check per file.
-pub fn decide(
-    settings: &DeviceSettings,
-    hardware: &HardwareReport,
-    found: &[FoundPlugin],
-    mut check: impl FnMut(&PluginFile) -> Result<(), String>,
-) -> Result<Selection, SelectError> {
-    let files: Vec<PluginFile> =
-        found.iter().filter_map(|f| f.kind.map(|kind| PluginFile { kind, path: f.path.clone() })).collect();
-    select(&settings.select_settings(), &hardware.facts(), &files, &mut check)
 }
 
 /// Runs the probe.
@@ -108,13 +97,4 @@ fn inspect_all(found: &[FoundPlugin], how: &ChildInspect) -> Vec<PluginReport> {
         let handles: Vec<_> = found.iter().map(|f| scope.spawn(move || inspect_in_child(&f.path, how))).collect();
         handles.into_iter().map(|h| h.join().expect("inspection threads do not panic")).collect()
     })
-}
-
-/// The default timeout for one plugin inspection.
-pub fn inspect_timeout() -> Duration {
-    std::env::var("SWITCHYARD_INSPECT_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(60))
 }

@@ -137,6 +137,41 @@ pub fn venv_python() -> PathBuf {
     must_exist(root().join(".venv/bin/python"), "run ci/setup.sh")
 }
 
+/// Runs the venv's python with `args` in the workspace root and returns its
+/// standard output; panics with its standard error (and the fix for a
+/// missing module) when it fails.
+pub fn run_python<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    String::from_utf8(python_output(args, b"")).expect("python prints UTF-8")
+}
+
+/// [`run_python`] with `stdin` fed to it (from another thread, so a full
+/// stdout pipe cannot block the write), its output as bytes.
+pub fn python_output<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let shown = args.iter().map(|a| a.as_ref().to_string_lossy()).collect::<Vec<_>>().join(" ");
+    let mut child = Command::new(venv_python())
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `python {shown}`: {e}"));
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || pipe.write_all(&input));
+    let out = child.wait_with_output().expect("python runs to completion");
+    writer.join().expect("the writer thread does not panic").expect("python reads its input");
+    assert!(
+        out.status.success(),
+        "`python {shown}` failed ({}):\n{}\nIf a module is missing (open_clip, insightface, Pillow), run `bash ci/setup-venv.sh`.",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The CLIP export the tests use (models/clip/ViT-B-32).
 pub fn clip_model_dir() -> PathBuf {
     let dir = root().join("models/clip/ViT-B-32");

@@ -8,7 +8,6 @@
 //! here compares against numbers this code produced.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use switchyard::clip::model::ClipEngine;
@@ -17,7 +16,7 @@ use switchyard::image::decode::DecodeLimits;
 use switchyard::plugins::LoadedPlugin;
 use switchyard_core::abi::BackendConfig;
 use switchyard_core::DeviceKind;
-use switchyard_tests::{plugin, read_f32, root, temp_dir};
+use switchyard_tests::{plugin, read_f32, run_python, temp_dir};
 
 const MIN_COSINE: f32 = 0.9999;
 /// The bar for the reduced-scale JPEG decode, which changes pixels on purpose.
@@ -28,13 +27,7 @@ const SCALED_MIN_COSINE: f32 = 0.999;
 const INT8_MIN_COSINE_IMAGES: f32 = 0.999;
 const INT8_MIN_COSINE_TEXTS: f32 = 0.998;
 
-use switchyard_tests::{clip_model_dir as clip_dir, venv_python as python};
-
-fn run_python(args: &[&str]) -> String {
-    let out = Command::new(python()).args(args).current_dir(root()).output().expect("python runs");
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+use switchyard_tests::clip_model_dir as clip_dir;
 
 fn parity_images(dir: &Path) -> Vec<PathBuf> {
     let listing = run_python(&["tools/reference/make_parity_images.py", dir.to_str().unwrap()]);

@@ -9,38 +9,14 @@
 //! with the project's virtualenv, into `target/parity/` (ignored by git).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use switchyard::clip::preprocess::{preprocess, resize_and_crop, PreprocessConfig};
 use switchyard::image::{decode_rgb, DecodeError, DecodeLimits};
-use switchyard_tests::{read_f32, root};
+use switchyard_tests::{read_f32, root, run_python};
 
 const TOLERANCE: f32 = 1e-3;
-
-fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "`{}` is missing: the parity test runs open_clip itself; create the virtualenv with `bash ci/setup-venv.sh`",
-        py.display()
-    );
-    py
-}
-
-fn run_python(args: &[&Path]) {
-    let out =
-        Command::new(python()).arg("-P").args(args).current_dir(root()).output().expect("start the venv's python");
-    assert!(
-        out.status.success(),
-        "`{}` failed ({}):\n{}\n{}\nIf open_clip or Pillow is missing, run `bash ci/setup-venv.sh`.",
-        args.iter().map(|a| a.display().to_string()).collect::<Vec<_>>().join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn base() -> PathBuf {
     root().join("target/parity/clip-preprocess")
@@ -52,7 +28,7 @@ fn parity_images() -> &'static [PathBuf] {
     IMAGES.get_or_init(|| {
         let images = base().join("images");
         let _ = std::fs::remove_dir_all(&images);
-        run_python(&[&root().join("tools/reference/make_parity_images.py"), &images]);
+        run_python(&[Path::new("-P"), &root().join("tools/reference/make_parity_images.py"), &images]);
         let mut files: Vec<PathBuf> =
             std::fs::read_dir(&images).expect("parity images folder").map(|e| e.expect("dir entry").path()).collect();
         files.sort();
@@ -74,7 +50,7 @@ fn reference(mode: &str, interpolation: &str, only: Option<&[&str]>) -> (PathBuf
     for flag in ["--resize-mode", mode, "--interpolation", interpolation] {
         args.push(flag.into());
     }
-    run_python(&args.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    run_python(&[Path::new("-P")].into_iter().chain(args.iter().map(PathBuf::as_path)).collect::<Vec<_>>());
     let manifest = std::fs::read_to_string(refs.join("manifest.json")).expect("manifest.json");
     (refs, serde_json::from_str(&manifest).expect("manifest is JSON"))
 }

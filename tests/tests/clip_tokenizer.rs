@@ -7,58 +7,17 @@
 //! The one documented gap, ftfy's mojibake repair, has its own list of strings:
 //! their differences are printed, not asserted.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use switchyard::clip::tokenizer::{ClipTokenizer, DEFAULT_CONTEXT_LENGTH};
-use switchyard_tests::root;
-
-/// The venv's python, or a panic that says how to make it.
-fn python() -> PathBuf {
-    let python = root().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "`{}` is missing: the tokenizer parity test runs open_clip itself; create the virtualenv with `ci/setup.sh`",
-        python.display()
-    );
-    python
-}
-
-/// Runs `python script args...` with `stdin`, returning stdout; panics with stderr.
-fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let script_path = root().join(script);
-    let mut child = Command::new(python())
-        .arg(&script_path)
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", script_path.display()));
-    let mut pipe = child.stdin.take().expect("stdin is piped");
-    let input = stdin.to_vec();
-    // Write from another thread so a full stdout pipe cannot deadlock us.
-    let writer = std::thread::spawn(move || pipe.write_all(&input));
-    let output = child.wait_with_output().expect("the reference script runs to completion");
-    writer.join().expect("the writer thread does not panic").expect("stdin accepts the cases");
-    assert!(
-        output.status.success(),
-        "`.venv/bin/python {script} {}` failed ({}):\n{}\nIf open_clip is missing, recreate the virtualenv with `ci/setup.sh`.",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
+use switchyard_tests::{python_output, venv_python};
 
 /// open_clip's `bpe_simple_vocab_16e6.txt.gz` inside the venv (found without
 /// importing open_clip, which takes seconds because it imports torch).
 fn vocab_path() -> PathBuf {
-    let lib = python().parent().and_then(Path::parent).expect("python is in .venv/bin").join("lib");
+    let lib = venv_python().parent().and_then(Path::parent).expect("python is in .venv/bin").join("lib");
     let found = std::fs::read_dir(&lib)
         .unwrap_or_else(|e| panic!("cannot list `{}`: {e}; recreate the virtualenv with `ci/setup.sh`", lib.display()))
         .filter_map(Result::ok)
@@ -111,7 +70,7 @@ fn strings(value: &Value, key: &str) -> Vec<String> {
 
 #[test]
 fn tokenizer_matches_open_clip_on_every_case() {
-    let generated: Value = serde_json::from_slice(&run_python("tools/reference/tokenizer_cases.py", &[], b""))
+    let generated: Value = serde_json::from_slice(&python_output(&["tools/reference/tokenizer_cases.py"], b""))
         .expect("tokenizer_cases.py prints JSON");
     let cases = strings(&generated, "cases");
     let mojibake = strings(&generated, "mojibake");
@@ -122,7 +81,7 @@ fn tokenizer_matches_open_clip_on_every_case() {
     let all: Vec<&String> = cases.iter().chain(&mojibake).collect();
     let input = serde_json::to_vec(&all).expect("strings serialize");
     let mut expected: Vec<Vec<i64>> =
-        serde_json::from_slice(&run_python("tools/reference/clip_tokenize.py", &[], &input))
+        serde_json::from_slice(&python_output(&["tools/reference/clip_tokenize.py"], &input))
             .expect("open_clip's rows are a JSON list of lists");
     assert_eq!(expected.len(), all.len(), "open_clip returned one row per text");
     let expected_mojibake = expected.split_off(cases.len());

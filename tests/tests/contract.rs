@@ -4,6 +4,15 @@
 //! `Unavailable`; an available one must run real models and match PyTorch
 //! within the tolerance of the place each model ran (contract/tolerance.rs).
 //!
+//! The tests that run models ([`on_device!`]) are `#[ignore]`d for cuda and
+//! mps with the reason, because libtest cannot decide at run time that a
+//! test was skipped: on a machine without the device they could only check
+//! the refusal, which `open_matches_probe` checks for every plugin, and
+//! would show as passed. So `cargo test` lists them as `ignored, needs ...`;
+//! `--include-ignored` runs them (ci/gpu-check.sh does), and where the device
+//! is missing each prints `skipped: <kind> is unavailable here (<reason>)`
+//! after checking the refusal.
+//!
 //! `SWITCHYARD_REQUIRE_GPU=1` (ci/gpu-check.sh sets it) makes an unavailable
 //! CUDA plugin a failure, and so is an ONNX model of the CUDA plugin that
 //! ONNX Runtime put on its CPU provider (it does that when registering the
@@ -26,6 +35,36 @@ macro_rules! contract {
         #[test_case::test_case(DeviceKind::Cuda ; "cuda")]
         #[test_case::test_case(DeviceKind::Mps ; "mps")]
         fn $name($kind: DeviceKind) $body
+    )*};
+}
+
+/// Expands each test that runs models over every plugin: on the CPU always,
+/// on cuda and mps only with `--include-ignored` (see the header).
+macro_rules! on_device {
+    ($(#[doc = $doc:literal] fn $name:ident($kind:ident) $body:block)*) => {$(
+        #[doc = $doc]
+        mod $name {
+            use super::*;
+
+            fn body($kind: DeviceKind) $body
+
+            #[test]
+            fn cpu() {
+                body(DeviceKind::Cpu)
+            }
+
+            #[test]
+            #[ignore = "runs models on a CUDA GPU; --include-ignored runs it (ci/gpu-check.sh does)"]
+            fn cuda() {
+                body(DeviceKind::Cuda)
+            }
+
+            #[test]
+            #[ignore = "runs models on Apple silicon (MPS); --include-ignored runs it"]
+            fn mps() {
+                body(DeviceKind::Mps)
+            }
+        }
     )*};
 }
 
@@ -61,7 +100,7 @@ fn open_if_available(kind: DeviceKind) -> Option<BackendBox> {
                 "{kind} is unavailable although SWITCHYARD_REQUIRE_GPU=1: {}",
                 probe.reason
             );
-            eprintln!("{kind} is unavailable here ({}); checked that open refuses it", probe.reason);
+            eprintln!("skipped: {kind} is unavailable here ({}); checked that open refuses it", probe.reason);
             None
         }
         Err(e) => panic!("{kind}: {e}"),
@@ -143,7 +182,9 @@ contract! {
             assert!(!backend.info().device.is_empty());
         }
     }
+}
 
+on_device! {
     /// A TorchScript model gives PyTorch's own output, within 1e-5 on the CPU (contract/tolerance.rs).
     fn torchscript_matches_pytorch(kind) {
         if let Some(backend) = open_if_available(kind) {
@@ -180,7 +221,10 @@ contract! {
     fn onnx_provider_is_reported(kind) {
         let p = load(kind);
         let cfg = BackendConfig { onnx_providers: vec!["CUDAExecutionProvider".into()].into(), ..Default::default() };
-        let Ok(backend) = p.open(&cfg) else { return };
+        let Ok(backend) = p.open(&cfg) else {
+            eprintln!("skipped: {kind} does not open here");
+            return;
+        };
         let info = backend.load_model(&spec("tiny_cnn.onnx", "tiny_cnn.onnx", "onnx")).into_result().unwrap();
         let notes = switchyard_core::abi::kv_to_vec(&info.extra);
         if info.device.as_str() == "CPUExecutionProvider" {

@@ -7,7 +7,6 @@
 //!
 //! and copy the printed line into docs/benchmarks.md (## Faces).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,15 +15,9 @@ use switchyard::image::RgbImage;
 use switchyard::plugins::LoadedPlugin;
 use switchyard_core::abi::BackendConfig;
 use switchyard_core::DeviceKind;
-use switchyard_tests::{plugin, root, temp_dir};
+use switchyard_tests::{plugin, root, run_python, temp_dir};
 
 const NAMES: [&str; 6] = ["t1.jpg", "astronaut.png", "coffee.png", "rocket.jpg", "one_face.png", "noface_flat.png"];
-
-fn python(args: &[&str]) -> String {
-    let out = Command::new(root().join(".venv/bin/python")).args(args).current_dir(root()).output().expect("python");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[test]
 #[ignore = "benchmark; run with --ignored"]
@@ -32,7 +25,7 @@ fn faces_throughput_against_insightface() {
     let threads: u32 = std::env::var("FACES_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let rounds: usize = std::env::var("FACES_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let work = temp_dir("faces-bench");
-    let listing = python(&["tools/reference/faces_reference.py", "images", work.to_str().unwrap()]);
+    let listing = run_python(&["tools/reference/faces_reference.py", "images", work.to_str().unwrap()]);
     let paths: Vec<String> =
         listing.lines().filter(|l| NAMES.iter().any(|n| l.ends_with(n))).map(String::from).collect();
     assert_eq!(paths.len(), NAMES.len());
@@ -43,11 +36,10 @@ fn faces_throughput_against_insightface() {
     args.extend(["--rounds".into(), rounds.to_string()]);
     args.extend(paths.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let theirs: serde_json::Value = serde_json::from_str(python(&refs).trim()).unwrap();
+    let theirs: serde_json::Value = serde_json::from_str(run_python(&refs).trim()).unwrap();
 
     let loaded = LoadedPlugin::load(&plugin(DeviceKind::Cpu)).unwrap();
     let backend = Arc::new(loaded.open(&BackendConfig { threads, ..BackendConfig::default() }).unwrap());
-    std::mem::forget(loaded);
     let p = FacePipeline::load(backend, &dir, FaceOptions::default()).unwrap();
     let images: Vec<RgbImage> = paths.iter().map(|f| p.prepare_image(&std::fs::read(f).unwrap()).unwrap()).collect();
     p.detect_and_embed(&[&images[0]]).unwrap();

@@ -12,7 +12,6 @@
 //! two images without faces. A corrupt file must give a clear error.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use switchyard::faces::{FaceOptions, FacePipeline};
@@ -20,19 +19,7 @@ use switchyard::image::RgbImage;
 use switchyard::plugins::LoadedPlugin;
 use switchyard_core::abi::BackendConfig;
 use switchyard_core::DeviceKind;
-use switchyard_tests::{plugin, root, temp_dir};
-
-fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(py.exists(), "`{}` is missing; run ci/setup.sh", py.display());
-    py
-}
-
-fn run_python(args: &[&str]) -> String {
-    let out = Command::new(python()).args(args).current_dir(root()).output().expect("python runs");
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+use switchyard_tests::{plugin, root, run_python, temp_dir};
 
 fn face_dir() -> PathBuf {
     let dir = root().join("models/faces/buffalo_l");
@@ -43,8 +30,6 @@ fn face_dir() -> PathBuf {
 fn pipeline() -> FacePipeline {
     let loaded = LoadedPlugin::load(&plugin(DeviceKind::Cpu)).expect("cpu plugin loads");
     let backend = Arc::new(loaded.open(&BackendConfig::default()).expect("cpu plugin opens"));
-    // The plugin library stays loaded for the process (libraries are never unloaded).
-    std::mem::forget(loaded);
     FacePipeline::load(backend, &face_dir(), FaceOptions::default()).expect("face models load")
 }
 

@@ -23,9 +23,9 @@ use serde_json::Value;
 use switchyard_core::DeviceKind;
 #[cfg(target_os = "linux")]
 use switchyard_tests::artifacts;
+use switchyard_tests::http::{assert_error_saying, make_images, post_json, send, Reply, Server};
 #[cfg(target_os = "linux")]
 use switchyard_tests::http::{cosine, vectors};
-use switchyard_tests::http::{make_images, post_json, send, Reply, Server};
 use switchyard_tests::{fixture, plugin, plugin_folder, switchyard_bin, temp_dir};
 
 /// A plugin folder with `fixture_crate` as `libbackend_cpu-<suffix>.so` (tried
@@ -76,13 +76,6 @@ fn assert_ok(r: &Reply, server: &Server) {
     assert_eq!(r.status, 200, "{:?}\n{}", r.body, server.log_text());
 }
 
-fn assert_error(r: &Reply, status: u16, error_type: &str, says: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert_eq!(r.body["error_type"], error_type, "{:?}", r.body);
-    let message = r.body["error"].as_str().expect("a JSON error message");
-    assert!(message.contains(says), "`{message}` does not say `{says}`");
-}
-
 #[test]
 fn a_run_time_device_error_fails_those_requests_cleanly_and_the_rest_keeps_serving() {
     let (folder, trigger) = fault_folder("fixture-run-fails", "run-fails");
@@ -93,7 +86,7 @@ fn a_run_time_device_error_fails_those_requests_cleanly_and_the_rest_keeps_servi
 
     std::fs::write(&trigger, "").unwrap();
     let failed = text(&server, "during the fault");
-    assert_error(&failed, 500, "inference_failed", "the device failed while running `clip/ViT-B-32/textual`");
+    assert_error_saying(&failed, 500, "inference_failed", "the device failed while running `clip/ViT-B-32/textual`");
     assert_ok(&image(&server), &server);
     assert_eq!(get(&server, "/ready").status, 200);
 
@@ -107,7 +100,7 @@ fn a_device_out_of_memory_is_503_with_retry_after_and_a_refused_input_422() {
     let server = fault_server(&folder, &trigger, "textual", &["--no-faces"]);
     std::fs::write(&trigger, "oom").unwrap();
     let oom = text(&server, "while the device is full");
-    assert_error(&oom, 503, "device_out_of_memory", "CUDA out of memory while running `clip/ViT-B-32/textual`");
+    assert_error_saying(&oom, 503, "device_out_of_memory", "CUDA out of memory while running `clip/ViT-B-32/textual`");
     assert_eq!(oom.header("retry-after"), Some("1"), "a client may retry an out-of-memory batch");
     assert!(oom.body["error"].as_str().unwrap().contains("send fewer or smaller items"), "{:?}", oom.body);
     // The OpenAI route says the same in OpenAI's shape.
@@ -118,11 +111,11 @@ fn a_device_out_of_memory_is_503_with_retry_after_and_a_refused_input_422() {
 
     std::fs::write(&trigger, "invalid").unwrap();
     let bad = text(&server, "refused by the model");
-    assert_error(&bad, 422, "invalid_input", "refused its input");
+    assert_error_saying(&bad, 422, "invalid_input", "refused its input");
     assert_eq!(bad.header("retry-after"), None);
 
     std::fs::write(&trigger, "").unwrap();
-    assert_error(&text(&server, "a fault"), 500, "inference_failed", "a simulated run-time fault");
+    assert_error_saying(&text(&server, "a fault"), 500, "inference_failed", "a simulated run-time fault");
     std::fs::remove_file(&trigger).unwrap();
     assert_ok(&text(&server, "after the faults"), &server);
 }
@@ -136,14 +129,14 @@ fn a_hanging_backend_call_hits_the_deadline_and_marks_the_server_unready() {
     std::fs::write(&trigger, "").unwrap();
     let start = Instant::now();
     let hung = text(&server, "this call never returns");
-    assert_error(&hung, 504, "timeout", "did not answer within 1500 ms");
+    assert_error_saying(&hung, 504, "timeout", "did not answer within 1500 ms");
     assert!(start.elapsed() < Duration::from_secs(10), "the deadline took {:?}", start.elapsed());
 
     std::thread::sleep(Duration::from_millis(300));
     let ready = get(&server, "/ready");
-    assert_error(&ready, 503, "backend_stuck", "the text model has been stuck");
+    assert_error_saying(&ready, 503, "backend_stuck", "the text model has been stuck");
     let start = Instant::now();
-    assert_error(&text(&server, "refused at once"), 503, "backend_stuck", "Restart the server");
+    assert_error_saying(&text(&server, "refused at once"), 503, "backend_stuck", "Restart the server");
     assert!(start.elapsed() < Duration::from_secs(1), "a stuck model must refuse at once");
     assert_ok(&image(&server), &server);
     assert_eq!(get(&server, "/health").status, 200);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 use switchyard_tests::http::{
-    cosine, make_images, models, multipart, post_expect_continue, post_json, send, vectors, Server,
+    assert_error, cosine, make_images, models, multipart, post_expect_continue, post_json, send, vectors, Server,
 };
 use switchyard_tests::{switchyard_bin, temp_dir};
 
@@ -85,13 +85,6 @@ fn assert_close(got: &[Vec<f32>], want: &[Vec<f32>]) {
         let c = cosine(g, w);
         assert!(c >= MIN_COSINE, "row {k}: cosine {c}");
     }
-}
-
-fn assert_error(reply: &switchyard_tests::http::Reply, status: u16, error_type: &str) {
-    assert_eq!(reply.status, status, "{:?}", reply.body);
-    assert_eq!(reply.body["error_type"], error_type, "{:?}", reply.body);
-    assert!(reply.body["error"].as_str().is_some_and(|e| !e.is_empty()), "{:?}", reply.body);
-    assert_eq!(reply.body.as_object().map(|o| o.len()), Some(2), "one error shape: {:?}", reply.body);
 }
 
 /// An error of an OpenAI-compatible route: `{"error": {"message", "type", "param", "code"}}`.

@@ -14,7 +14,7 @@ use switchyard::faces::{Face, FaceOptions, FacePipeline};
 use switchyard::plugins::LoadedPlugin;
 use switchyard_core::abi::BackendConfig;
 use switchyard_core::DeviceKind;
-use switchyard_tests::http::{cosine, models, multipart, post_json, send, Reply, Server};
+use switchyard_tests::http::{assert_error, cosine, models, multipart, post_json, send, Server};
 use switchyard_tests::{plugin, root};
 
 /// At most 3 images per request, 2 waiting in the face queue (so a 3-image request is 429).
@@ -53,8 +53,6 @@ fn library() -> &'static FacePipeline {
     PIPELINE.get_or_init(|| {
         let loaded = LoadedPlugin::load(&plugin(DeviceKind::Cpu)).expect("cpu plugin loads");
         let backend = Arc::new(loaded.open(&BackendConfig::default()).expect("cpu plugin opens"));
-        // The plugin library stays loaded for the process (libraries are never unloaded).
-        std::mem::forget(loaded);
         let dir: PathBuf = models().join("faces/buffalo_l");
         FacePipeline::load(backend, &dir, FaceOptions::default()).expect("face models load")
     })
@@ -89,13 +87,6 @@ fn assert_same_faces(got: &Value, want: &[Face]) {
         let c = cosine(&e, &w.embedding);
         assert!(c >= 0.99999, "face {k}: cosine {c}");
     }
-}
-
-fn assert_error(reply: &Reply, status: u16, error_type: &str) {
-    assert_eq!(reply.status, status, "{:?}", reply.body);
-    assert_eq!(reply.body["error_type"], error_type, "{:?}", reply.body);
-    assert!(reply.body["error"].as_str().is_some_and(|e| !e.is_empty()), "{:?}", reply.body);
-    assert_eq!(reply.body.as_object().map(|o| o.len()), Some(2), "one error shape: {:?}", reply.body);
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! backend-cpu: the plugin that is always available. ONNX Runtime's CPU
 //! execution provider; libtorch on the CPU through its torch companion
-//! (`backends/torch-cpu`), loaded only with the first TorchScript model so
+//! (`companions/torch-cpu`), loaded only with the first TorchScript model so
 //! that ONNX-only work never pays for libtorch.
 
 use switchyard_core::abi::{kv, BackendConfig, BackendError, ProbeReport};
 use switchyard_core::settings::ExecutionProvider;
 use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
-use switchyard_engine::common::{cpu_probe, engine_config};
+use switchyard_engine::common::engine_config;
 use switchyard_engine::companion::TorchLink;
-use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_plugin_sdk::device::cpu_probe;
+use switchyard_plugin_sdk::plugin::Flavor;
 
 /// The CPU flavor.
 pub struct Cpu;
@@ -17,10 +18,6 @@ pub struct Cpu;
 impl Flavor for Cpu {
     const KIND: DeviceKind = DeviceKind::Cpu;
     type Backend = EngineBackend;
-
-    fn build_info() -> BuildInfo {
-        switchyard_engine::build_info!()
-    }
 
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         let threads = match config.threads {
@@ -36,4 +33,4 @@ impl Flavor for Cpu {
     }
 }
 
-switchyard_engine::export_plugin!(Cpu);
+switchyard_plugin_sdk::export_plugin!(Cpu, switchyard_engine::EngineFacts);

@@ -1,5 +1,5 @@
 //! backend-cuda: ONNX Runtime (CUDA execution provider) and libtorch on
-//! `cuda:N` through the torch companion (`backends/torch-cuda`, which keeps
+//! `cuda:N` through the torch companion (`companions/torch-cuda`, which keeps
 //! libtorch_cuda linked). Only libtorch can say whether it sees the GPU, so
 //! `probe` and `open` load the companion and ask it, once the NVIDIA driver
 //! library is known to load. On a machine without a
@@ -12,7 +12,7 @@ use switchyard_core::DeviceKind;
 use switchyard_engine::backend::EngineBackend;
 use switchyard_engine::common::engine_config;
 use switchyard_engine::companion::{self, TorchLink};
-use switchyard_engine::plugin::{BuildInfo, Flavor};
+use switchyard_plugin_sdk::plugin::Flavor;
 
 /// The CUDA flavor.
 pub struct Cuda;
@@ -40,10 +40,6 @@ impl Flavor for Cuda {
     const KIND: DeviceKind = DeviceKind::Cuda;
     type Backend = EngineBackend;
 
-    fn build_info() -> BuildInfo {
-        switchyard_engine::build_info!()
-    }
-
     fn probe(config: &BackendConfig) -> Result<ProbeReport, BackendError> {
         // Without a loadable driver no libtorch could see a GPU: don't load it.
         companion::probe(Self::KIND, config, driver_missing())
@@ -56,4 +52,4 @@ impl Flavor for Cuda {
     }
 }
 
-switchyard_engine::export_plugin!(Cuda);
+switchyard_plugin_sdk::export_plugin!(Cuda, switchyard_engine::EngineFacts);

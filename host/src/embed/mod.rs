@@ -9,7 +9,11 @@
 //! that cannot be read or decoded becomes an error line and the run goes on.
 //! A stop request (SIGINT or SIGTERM, [`signals`]) stops the readers, embeds what is already
 //! prepared, flushes and returns: the output stays valid for `--resume`.
+//!
+//! [`command`] is the `switchyard embed` command around this job (flags,
+//! inputs, model loading, summary, metadata).
 
+pub mod command;
 pub mod metadata;
 pub mod output;
 pub mod progress;

@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use mozjpeg::ColorSpace as Jcs;
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, JWRN_JPEG_EOF};
 
-use super::decode::{check_size, DecodeError, DecodeLimits, ImageFormat, RgbImage};
+use super::rgb::{check_size, DecodeError, DecodeLimits, ImageFormat, RgbImage};
 
 thread_local! {
     /// Set by [`emit_message`] when libjpeg ran out of data and faked an end of image.

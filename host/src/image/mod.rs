@@ -6,6 +6,8 @@
 //!   before any pixel is decoded (decompression bombs). JPEG is decoded by
 //!   libjpeg (`jpeg`, private), as Pillow does, for identical pixels;
 //!   Netpbm by Pillow's own rules (`pnm`, private).
+//! - `rgb` (private, re-exported here and by [`decode`]): the decoded image,
+//!   the limits and the decode errors, which every decoder shares.
 //! - [`resize`]: PIL's two-pass convolution resampling (bicubic, bilinear),
 //!   bit-exact, including its fixed-point weights and the uint8 rounding
 //!   between the horizontal and vertical passes.
@@ -14,5 +16,7 @@ pub mod decode;
 mod jpeg;
 mod pnm;
 pub mod resize;
+mod rgb;
 
-pub use decode::{decode_rgb, DecodeError, DecodeLimits, ImageFormat, RgbImage};
+pub use decode::decode_rgb;
+pub use rgb::{DecodeError, DecodeLimits, ImageFormat, RgbImage};

@@ -12,7 +12,7 @@
 //! - A sample over maxval in a plain file is an error; so are missing data
 //!   and a maxval outside 1..=65535.
 
-use super::decode::{check_size, DecodeError, DecodeLimits, ImageFormat, RgbImage};
+use super::rgb::{check_size, DecodeError, DecodeLimits, ImageFormat, RgbImage};
 
 fn corrupt(detail: impl Into<String>) -> DecodeError {
     DecodeError::Corrupt { format: ImageFormat::Pnm, detail: detail.into(), source: None }

@@ -18,7 +18,7 @@
 
 use std::ops::Range;
 
-use super::RgbImage;
+use super::rgb::RgbImage;
 
 /// Resampling filters, as PIL names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -241,6 +241,15 @@ pub struct ChildInspect {
     pub with_companion: bool,
 }
 
+/// The default timeout for one plugin inspection.
+pub fn inspect_timeout() -> Duration {
+    std::env::var("SWITCHYARD_INSPECT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(60))
+}
+
 /// Inspects `path` in a child process; a crash or hang becomes a failure, never the host's.
 pub fn inspect_in_child(path: &Path, how: &ChildInspect) -> PluginReport {
     let start = Instant::now();

@@ -122,6 +122,19 @@ pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The sha256 of a plugin file for the reports (`/info`, run metadata, swap
+/// logs): `None`, with a warning that says why, when the file cannot be read
+/// (it was loaded, so that is a file removed or made unreadable since).
+pub fn plugin_sha256(path: &Path) -> Option<String> {
+    match sha256_hex(path) {
+        Ok(sha) => Some(sha),
+        Err(e) => {
+            tracing::warn!(plugin = %path.display(), error = %e, "cannot read the plugin file for its sha256; reported as null");
+            None
+        }
+    }
+}
+
 /// The `Error:` lines of an abi_stable report with their expected/found values, on one line.
 fn gist(source: &LibraryError) -> String {
     let text = source.to_string();
@@ -150,7 +163,8 @@ fn not_a_plugin(path: &Path, source: &LibraryError) -> LoadError {
     LoadError::NotAPlugin { path: path.to_path_buf(), detail }
 }
 
-/// A plugin loaded into this process.
+/// A plugin loaded into this process. Dropping it unloads nothing: the
+/// library stays mapped for the life of the process (abi_stable leaks it).
 #[derive(Clone)]
 pub struct LoadedPlugin {
     /// The file.

@@ -27,7 +27,7 @@ use switchyard_core::DeviceKind;
 use super::{Runtime, RuntimeOptions};
 use crate::config::DeviceSettings;
 use crate::plugins::inspect::ChildInspect;
-use crate::plugins::load::{sha256_hex, Description};
+use crate::plugins::load::{plugin_sha256, Description};
 use crate::plugins::maps::{family, runtime_libraries, second_build, Family};
 use crate::plugins::{discover, inspect_in_child, LoadError, LoadedPlugin};
 
@@ -60,7 +60,8 @@ pub struct FallbackReport {
     /// e.g. `cpu`.
     pub device: String,
     pub plugin_path: PathBuf,
-    pub plugin_sha256: String,
+    /// `None` when the file could not be read ([`plugin_sha256`]).
+    pub plugin_sha256: Option<String>,
     pub plugin: Description,
     /// The runtime library files it shares with the selected plugin (checked at startup).
     pub shared_libraries: Vec<PathBuf>,
@@ -135,8 +136,12 @@ impl Fallback {
         let exe = options.inspect_exe.clone().ok_or_else(|| {
             unusable("it must first be inspected in a child process, and this process cannot start one".into())
         })?;
-        let how =
-            ChildInspect { exe, device_index: None, timeout: crate::probe::inspect_timeout(), with_companion: true };
+        let how = ChildInspect {
+            exe,
+            device_index: None,
+            timeout: crate::plugins::inspect::inspect_timeout(),
+            with_companion: true,
+        };
         let inspected = inspect_in_child(&path, &how);
         if !inspected.usable() || inspected.opened != Some(true) {
             return Err(unusable(inspected.rejection()));
@@ -161,12 +166,12 @@ impl Fallback {
         let device = backend.info().device.to_string();
         let report = FallbackReport {
             device,
-            plugin_sha256: sha256_hex(&path).unwrap_or_else(|e| format!("unreadable: {e}")),
+            plugin_sha256: plugin_sha256(&path),
             plugin_path: path,
             plugin: description,
             shared_libraries: wanted,
         };
-        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = %report.plugin_sha256, shared = ?report.shared_libraries, "CPU fallback ready (FALLBACK=cpu)");
+        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = report.plugin_sha256.as_deref().unwrap_or("unreadable"), shared = ?report.shared_libraries, "CPU fallback ready (FALLBACK=cpu)");
         Ok(Some(Fallback { backend: Arc::new(backend), report, _plugin: plugin }))
     }
 }

@@ -19,16 +19,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 use switchyard_core::abi::{kv_to_vec, BackendBox};
-use switchyard_core::select::{SelectError, Selection};
+use switchyard_core::select::{PluginFile, SelectError, Selection};
 use switchyard_core::DeviceSpec;
 
 use crate::config::DeviceSettings;
 use crate::hardware::{self, HardwareReport};
 use crate::plugins::discover::DiscoverError;
-use crate::plugins::inspect::ChildInspect;
+use crate::plugins::inspect::{inspect_timeout, ChildInspect};
 use crate::plugins::load::Description;
-use crate::plugins::{discover, inspect_in_child, inspect_in_process, Depth, LoadError, LoadedPlugin};
-use crate::probe::decide;
+use crate::plugins::{discover, inspect_in_child, inspect_in_process, Depth, FoundPlugin, LoadError, LoadedPlugin};
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +63,8 @@ pub struct DeviceReport {
     /// Candidates passed over, with reasons.
     pub rejected: Vec<String>,
     pub plugin_path: PathBuf,
-    /// sha256 of the plugin file in use.
-    pub plugin_sha256: String,
+    /// sha256 of the plugin file in use (`None`: unreadable, logged).
+    pub plugin_sha256: Option<String>,
     pub plugin: Description,
     pub hardware: HardwareReport,
     /// ONNX providers the backend uses, in order.
@@ -94,8 +93,7 @@ impl Runtime {
             tracing::info!(kind = %r.kind, reason = %r.reason, "device candidate rejected");
         }
         let plugin = LoadedPlugin::load(&selection.plugin)?;
-        let plugin_sha256 =
-            crate::plugins::load::sha256_hex(&selection.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+        let plugin_sha256 = crate::plugins::load::plugin_sha256(&selection.plugin);
         let description = plugin.describe()?;
         let backend = plugin.open(&settings.backend_config(selection.index))?;
         let info = backend.info();
@@ -113,9 +111,21 @@ impl Runtime {
             backend_extra: kv_to_vec(&info.extra),
             startup_ms: start.elapsed().as_secs_f64() * 1e3,
         };
-        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = %report.plugin_sha256, reason = %report.reason, startup_ms = report.startup_ms, "device selected");
+        tracing::info!(device = %report.device, plugin = %report.plugin_path.display(), sha256 = report.plugin_sha256.as_deref().unwrap_or("unreadable"), reason = %report.reason, startup_ms = report.startup_ms, "device selected");
         Ok(Runtime { backend: Arc::new(backend), selection, report, _plugin: plugin })
     }
+}
+
+/// The policy's answer, given hardware facts, plugin files and a check per file.
+pub fn decide(
+    settings: &DeviceSettings,
+    hardware: &HardwareReport,
+    found: &[FoundPlugin],
+    mut check: impl FnMut(&PluginFile) -> Result<(), String>,
+) -> Result<Selection, SelectError> {
+    let files: Vec<PluginFile> =
+        found.iter().filter_map(|f| f.kind.map(|kind| PluginFile { kind, path: f.path.clone() })).collect();
+    switchyard_core::select::select(&settings.select_settings(), &hardware.facts(), &files, &mut check)
 }
 
 /// Which plugin [`Runtime::start`] would load, with every candidate checked
@@ -139,7 +149,7 @@ pub fn select(
                 &ChildInspect {
                     exe: exe.clone(),
                     device_index: cfg.device_index.into_option(),
-                    timeout: crate::probe::inspect_timeout(),
+                    timeout: inspect_timeout(),
                     with_companion: false,
                 },
             ),

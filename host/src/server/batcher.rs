@@ -21,6 +21,9 @@
 //! Each batch runs in a `batch` span whose parent is the span of the request
 //! that waited longest, so the request's trace continues into the worker; the
 //! span also lists every request id in the batch.
+//!
+//! The batcher knows nothing of HTTP: it answers with a [`QueueError`], which
+//! the route layer maps to its status table (`server::error`).
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -32,8 +35,30 @@ use tokio::sync::oneshot;
 use tracing::Span;
 
 use super::config::BatchConfig;
-use super::error::ApiError;
 use super::metrics::{Metrics, Queue};
+
+/// Why a request got no outputs from its queue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The queue holds `capacity` items already (with this request's, more).
+    #[error("the `{model}` queue is full ({capacity} items)")]
+    Full { model: &'static str, capacity: usize },
+    /// The queue is closed: the server is stopping.
+    #[error("the `{model}` queue is closed")]
+    Closed { model: &'static str },
+    /// The request waited `after` (queue + inference) and gave up.
+    #[error("no answer from the `{model}` model within {after:?}")]
+    Timeout { model: &'static str, after: Duration },
+    /// The worker has been inside one backend call for `running`, longer than the deadline.
+    #[error("the `{model}` worker has been in one backend call for {running:?}")]
+    Stuck { model: &'static str, running: Duration },
+    /// The worker ended without answering (it cannot, short of a bug).
+    #[error("the `{model}` worker stopped before answering")]
+    WorkerGone { model: &'static str },
+    /// The batch the request's items ran in failed.
+    #[error("the batch failed: {}", .0.message)]
+    Failed(BatchFailure),
+}
 
 /// Runs one batch on the model; one output per input, in order.
 pub type RunBatch<I, O> = Box<dyn Fn(Vec<I>) -> Result<Ran<O>, BatchFailure> + Send>;
@@ -94,7 +119,7 @@ struct Pending<O> {
     batch_size: usize,
     device: Option<Arc<str>>,
     last_batch: Option<Instant>,
-    reply: Option<oneshot::Sender<Result<Done<O>, ApiError>>>,
+    reply: Option<oneshot::Sender<Result<Done<O>, QueueError>>>,
 }
 
 struct Request<O> {
@@ -174,16 +199,16 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         Some(since.elapsed()).filter(|running| *running > deadline)
     }
 
-    /// 503 `backend_stuck` when the worker is stuck (see [`Batcher::stuck`]).
-    pub fn check_healthy(&self) -> Result<(), ApiError> {
+    /// [`QueueError::Stuck`] when the worker is stuck (see [`Batcher::stuck`]).
+    pub fn check_healthy(&self) -> Result<(), QueueError> {
         match self.stuck() {
-            Some(running) => Err(ApiError::BackendStuck { model: self.queue.name(), running }),
+            Some(running) => Err(QueueError::Stuck { model: self.queue.name(), running }),
             None => Ok(()),
         }
     }
 
     /// Queues `inputs` for the current request (its span and id) and waits for their outputs.
-    pub async fn submit(&self, inputs: Vec<I>, request_id: &str) -> Result<Done<O>, ApiError> {
+    pub async fn submit(&self, inputs: Vec<I>, request_id: &str) -> Result<Done<O>, QueueError> {
         let n = inputs.len();
         let (tx, rx) = oneshot::channel();
         if n == 0 {
@@ -215,10 +240,10 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         {
             let mut state = lock(&self.shared.state);
             if state.closed {
-                return Err(ApiError::ShuttingDown);
+                return Err(QueueError::Closed { model: self.queue.name() });
             }
             if state.items.len() + n > self.capacity {
-                return Err(ApiError::Overloaded { model: self.queue.name(), capacity: self.capacity });
+                return Err(QueueError::Full { model: self.queue.name(), capacity: self.capacity });
             }
             state.items.extend(inputs.into_iter().enumerate().map(|(index, input)| Item {
                 input,
@@ -231,10 +256,10 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let answer = match self.deadline {
             Some(after) => tokio::time::timeout(after, rx)
                 .await
-                .map_err(|_| ApiError::Timeout { model: self.queue.name(), after })?,
+                .map_err(|_| QueueError::Timeout { model: self.queue.name(), after })?,
             None => rx.await,
         };
-        answer.map_err(|_| ApiError::Internal("the model worker stopped before answering".into()))?
+        answer.map_err(|_| QueueError::WorkerGone { model: self.queue.name() })?
     }
 
     /// Refuses new items, lets the worker finish what is queued, and waits
@@ -359,7 +384,7 @@ fn deliver<O>(request: &Request<O>, index: usize, output: Result<O, BatchFailure
         Ok(o) => o,
         Err(failure) => {
             if let Some(reply) = p.reply.take() {
-                let _ = reply.send(Err(ApiError::from_batch(failure)));
+                let _ = reply.send(Err(QueueError::Failed(failure)));
             }
             return;
         }

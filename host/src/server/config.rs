@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::accept::ConnectionLimits;
 use crate::config::{boolish, DeviceArgs, FaceDetectArgs, ModelArgs, PluginArgs};
+use crate::loader::{FaceDetect, LoadPlan};
 
 /// A value that must never be printed (the API key, the admin key).
 #[derive(Clone, PartialEq, Eq)]
@@ -120,6 +121,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// What `serve` loads, from these settings.
+    pub fn load_plan(&self) -> anyhow::Result<LoadPlan> {
+        LoadPlan::from_args(&self.device, &self.plugins, &self.models, self.fallback()?)
+    }
+
     /// Whether `FALLBACK=cpu` is set; anything but cpu, none or empty is an error.
     pub fn fallback(&self) -> anyhow::Result<bool> {
         match self.fallback.trim().to_ascii_lowercase().as_str() {
@@ -147,10 +153,8 @@ pub struct FaceArgs {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FaceConfig {
     pub enabled: bool,
-    pub det_size: (usize, usize),
-    pub det_threshold: f32,
-    pub nms_threshold: f32,
-    pub max_num: usize,
+    #[serde(flatten)]
+    pub detect: FaceDetect,
     /// The face queue's batching (its own capacity).
     pub batch: BatchConfig,
 }
@@ -221,10 +225,7 @@ impl ServeArgs {
             batch,
             faces: FaceConfig {
                 enabled: f.faces,
-                det_size: f.detect.face_det_size,
-                det_threshold: f.detect.face_det_threshold,
-                nms_threshold: f.detect.face_nms_threshold,
-                max_num: f.detect.face_max_num,
+                detect: FaceDetect::from(&f.detect),
                 batch: BatchConfig { queue_capacity: f.face_queue_capacity.max(1), ..batch },
             },
             limits: Limits {

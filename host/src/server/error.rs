@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::batcher::{BatchFailure, FailureKind};
+use super::batcher::{BatchFailure, FailureKind, QueueError};
 use crate::clip::pipeline::PipelineError;
 use crate::faces::FaceError;
 use crate::image::decode::DecodeError;
@@ -191,7 +191,24 @@ impl ApiError {
             FailureKind::Other => ApiError::Inference(failure.message),
         }
     }
+}
 
+/// A model queue's answer, in the table: full 429, closed or stuck 503,
+/// timed out 504, a failed batch by its kind ([`ApiError::from_batch`]).
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Full { model, capacity } => ApiError::Overloaded { model, capacity },
+            QueueError::Closed { .. } => ApiError::ShuttingDown,
+            QueueError::Timeout { model, after } => ApiError::Timeout { model, after },
+            QueueError::Stuck { model, running } => ApiError::BackendStuck { model, running },
+            QueueError::WorkerGone { .. } => ApiError::Internal("the model worker stopped before answering".into()),
+            QueueError::Failed(failure) => ApiError::from_batch(failure),
+        }
+    }
+}
+
+impl ApiError {
     /// The request field an error is about, where there is one.
     pub fn param(&self) -> Option<&'static str> {
         match self {

@@ -13,7 +13,7 @@
 //! from the original pixels); the worker runs `detect_and_embed` on a batch
 //! of them, which embeds the faces of all its images together.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -24,11 +24,20 @@ use super::config::FaceConfig;
 use super::devices::Devices;
 use super::error::ApiError;
 use super::metrics::{Metrics, Queue};
-use super::state::LoadError;
 use crate::faces::pipeline::{DETECTOR_FILE, RECOGNIZER_FILE};
-use crate::faces::{Face, FaceError, FaceOptions, FacePipeline};
+use crate::faces::{Face, FaceError, FacePipeline};
 use crate::image::decode::DecodeLimits;
 use crate::image::RgbImage;
+use crate::loader::LoadPlan;
+
+/// Why face models that are there could not be loaded (startup stops).
+#[derive(Debug, thiserror::Error)]
+pub enum FaceLoadError {
+    #[error("the face models could not be loaded (start with --no-faces to serve CLIP alone)")]
+    Models(#[from] FaceError),
+    #[error("cannot start a model worker thread")]
+    Worker(#[source] std::io::Error),
+}
 
 /// The loaded face models and their queue.
 pub struct FaceModels {
@@ -73,45 +82,36 @@ pub struct FaceModelReport {
 }
 
 impl FaceService {
-    /// Loads and warms up the face models in `dir` on `backend` (with its
+    /// Loads and warms up the face models of `plan` on `backend` (with its
     /// device label), also on the CPU `fallback` if given, and starts their
     /// worker; blocking.
     pub fn load(
+        plan: &LoadPlan,
         (backend, label): (Arc<BackendBox>, String),
         fallback: Option<(Arc<BackendBox>, String)>,
-        dir: &Path,
-        name: &str,
         config: &FaceConfig,
         limits: DecodeLimits,
         metrics: &Arc<Metrics>,
-    ) -> Result<FaceService, LoadError> {
+    ) -> Result<FaceService, FaceLoadError> {
+        let (dir, name) = (plan.face_dir.as_path(), plan.face_model_name.as_str());
         if !config.enabled {
             let reason = "the server was started with --no-faces (SWITCHYARD_FACES=false); restart without it".into();
             tracing::info!("face models not loaded (--no-faces)");
             return Ok(FaceService::Unavailable { status: "disabled", dir: dir.to_path_buf(), reason });
         }
-        let options = FaceOptions {
-            det_size: config.det_size,
-            det_threshold: config.det_threshold,
-            nms_threshold: config.nms_threshold,
-            max_num: config.max_num,
-            limits,
-            ..FaceOptions::default()
-        };
-        let pipeline = match FacePipeline::load(backend, dir, options.clone()) {
+        let options = config.detect.options(limits);
+        let pipeline = match plan.load_faces(&backend, options.clone()) {
             Ok(p) => Arc::new(p),
             Err(e @ FaceError::MissingModel { .. }) => {
                 let reason = e.to_string();
                 tracing::warn!(dir = %dir.display(), "face models missing; POST /v1/faces will answer 503: {reason}");
                 return Ok(FaceService::Unavailable { status: "missing", dir: dir.to_path_buf(), reason });
             }
-            Err(e) => return Err(LoadError::Faces(e)),
+            Err(e) => return Err(FaceLoadError::Models(e)),
         };
         let device = pipeline.info().detector_device.clone();
         let fallback = match fallback {
-            Some((backend, label)) => {
-                Some((Arc::new(FacePipeline::load(backend, dir, options).map_err(LoadError::Faces)?), label))
-            }
+            Some((backend, label)) => Some((Arc::new(plan.load_faces(&backend, options)?), label)),
             None => None,
         };
         let devices = Arc::new(Devices::new("faces", pipeline.clone(), &label, fallback));
@@ -127,7 +127,7 @@ impl FaceService {
                     devices.run(|p| p.detect_and_embed(&refs))
                 }),
             )
-            .map_err(LoadError::Worker)?
+            .map_err(FaceLoadError::Worker)?
         };
         Ok(FaceService::Ready(FaceModels { name: name.to_string(), pipeline, devices, queue }))
     }

@@ -11,7 +11,15 @@
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::swap::Phase;
+/// What the server loop is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Serving,
+    /// SIGINT/SIGTERM or a failed load: stop.
+    Shutdown,
+    /// A validated swap: drain, then re-execute.
+    Swap,
+}
 
 /// A `TcpListener` that accepts only while the server is serving.
 pub struct PhasedListener {

@@ -13,6 +13,7 @@
 //! - [`middleware`]: request id, tracing span, metrics, API key;
 //! - [`metrics`]: the Prometheus counters and histograms;
 //! - [`state`]: what handlers share, and loading the models;
+//! - [`timing`]: the timing headers every model answer carries;
 //! - [`swap`] / [`handoff`]: plugin swaps (SIGHUP, `POST /admin/reload`): validate,
 //!   drain, re-execute in place with the listening socket.
 //!
@@ -40,6 +41,7 @@ pub mod prepare;
 pub mod routes;
 pub mod state;
 pub mod swap;
+pub mod timing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,13 +49,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use crate::loader::LoadPlan;
 pub use config::{ServeArgs, ServerConfig};
-pub use state::{LoadError, LoadPlan};
+pub use state::LoadError;
 pub use swap::Replan;
 
 use handoff::{HandoffError, Inherited, KeptSocket};
+use listener::Phase;
 use state::{AppState, Models};
-use swap::{Phase, SwapControl};
+use swap::SwapControl;
 
 /// How long responses carry `Connection: close` before a swap closes idle
 /// keep-alive connections (it stops accepting at once: [`listener`]): a
@@ -161,7 +165,7 @@ async fn run(config: ServerConfig, plan: LoadPlan, replan: Replan, inherited: In
         loaded?;
         if let Some(models) = state.models.get() {
             let r = &models.runtime.report;
-            tracing::info!(swap = state.swap.history.count, from_sha256 = ?state.swap.history.previous_plugin_sha256, to_sha256 = %r.plugin_sha256, plugin = %r.plugin_path.display(), "plugin swap complete; accepting connections");
+            tracing::info!(swap = state.swap.history.count, from_sha256 = ?state.swap.history.previous_plugin_sha256, to_sha256 = r.plugin_sha256.as_deref().unwrap_or("unreadable"), plugin = %r.plugin_path.display(), "plugin swap complete; accepting connections");
         }
     }
 
@@ -235,7 +239,7 @@ fn hangups(state: Arc<AppState>) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             // Refusals are logged by the swap itself.
-            let _ = SwapControl::request(&state, "SIGHUP").await;
+            let _ = state.request_swap("SIGHUP").await;
         }
     });
 }

@@ -13,37 +13,20 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::batcher::Batcher;
+use super::batcher::{Batcher, QueueError};
 use super::config::ServerConfig;
 use super::devices::Devices;
 use super::error::ApiError;
-use super::face_service::{FaceModelReport, FaceService};
+use super::face_service::{FaceLoadError, FaceModelReport, FaceService};
 use super::metrics::{Metrics, Queue};
-use super::swap::SwapControl;
+use super::swap::{Planned, PluginId, SwapControl, SwapError};
 use crate::clip::model::ClipEngine;
 use crate::clip::pipeline::{ClipPipeline, PipelineError};
-use crate::config::DeviceSettings;
-use crate::faces::FaceError;
 use crate::image::decode::DecodeLimits;
+use crate::loader::{ClipDecode, LoadPlan};
 use crate::runtime::fallback::{Fallback, FallbackError};
-use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{Runtime, RuntimeError};
 use switchyard_core::DeviceKind;
-
-/// What to load at startup.
-#[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub settings: DeviceSettings,
-    pub runtime: RuntimeOptions,
-    pub clip_dir: PathBuf,
-    /// `None`: the default engine for the selected device.
-    pub clip_engine: Option<ClipEngine>,
-    pub clip_pretrained: Option<String>,
-    /// `MODEL_DIR/faces/FACE_MODEL_NAME`.
-    pub face_dir: PathBuf,
-    pub face_model_name: String,
-    /// `FALLBACK=cpu`: retry batches the selected device fails on the CPU plugin.
-    pub fallback: bool,
-}
 
 /// Why the models could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +35,8 @@ pub enum LoadError {
     Runtime(#[from] RuntimeError),
     #[error("the CLIP model could not be loaded")]
     Pipeline(#[from] PipelineError),
-    #[error("the face models could not be loaded (start with --no-faces to serve CLIP alone)")]
-    Faces(#[from] FaceError),
+    #[error(transparent)]
+    Faces(#[from] FaceLoadError),
     #[error(transparent)]
     Fallback(#[from] FallbackError),
     #[error("the CLIP model could not be loaded on the CPU fallback")]
@@ -136,28 +119,17 @@ impl Models {
     /// Selects the device, loads and warms up CLIP and the face models, starts
     /// the workers. Blocking (seconds).
     pub fn load(plan: &LoadPlan, config: &ServerConfig, metrics: &Arc<Metrics>) -> Result<Models, LoadError> {
-        let runtime = Runtime::start(&plan.settings, &plan.runtime)?;
-        let engine = plan.clip_engine.unwrap_or_else(|| crate::clip::model::default_engine(runtime.selection.kind));
+        let runtime = plan.start()?;
+        let engine = plan.clip_engine_on(runtime.selection.kind);
         let limits = DecodeLimits { max_pixels: config.limits.max_pixels };
-        let clip = Arc::new(
-            ClipPipeline::load(
-                runtime.backend.clone(),
-                &plan.clip_dir,
-                engine,
-                plan.clip_pretrained.as_deref(),
-                limits,
-            )?
-            .with_scaled_decode(config.limits.scaled_decode),
-        );
+        let decode = ClipDecode { limits, scaled: config.limits.scaled_decode };
+        let clip = Arc::new(plan.load_clip(&runtime.backend, runtime.selection.kind, decode)?);
         let device = clip.model.device().to_string();
         metrics.set_device(&runtime.report.device, &runtime.report.plugin.name, &format!("{engine:?}").to_lowercase());
         let fallback = if plan.fallback { Fallback::start(&runtime, &plan.settings, &plan.runtime)? } else { None };
         let fallback_clip = match &fallback {
             Some(fb) => {
-                let engine = plan.clip_engine.unwrap_or_else(|| crate::clip::model::default_engine(DeviceKind::Cpu));
-                let pretrained = plan.clip_pretrained.as_deref();
-                let clip = ClipPipeline::load(fb.backend.clone(), &plan.clip_dir, engine, pretrained, limits)
-                    .map_err(LoadError::FallbackPipeline)?;
+                let clip = plan.load_clip(&fb.backend, DeviceKind::Cpu, decode).map_err(LoadError::FallbackPipeline)?;
                 Some((Arc::new(clip), fb.report.device.clone()))
             }
             None => None,
@@ -193,10 +165,9 @@ impl Models {
         };
         let c = &clip.model.config;
         let faces = FaceService::load(
+            plan,
             (runtime.backend.clone(), runtime.report.device.clone()),
             fallback.as_ref().map(|fb| (fb.backend.clone(), fb.report.device.clone())),
-            &plan.face_dir,
-            &plan.face_model_name,
             &config.faces,
             limits,
             metrics,
@@ -246,8 +217,8 @@ impl Models {
         out
     }
 
-    /// 503 `backend_stuck` when a model worker is stuck in a device call.
-    pub fn check_healthy(&self) -> Result<(), ApiError> {
+    /// [`QueueError::Stuck`] (503 `backend_stuck`) when a model worker is stuck in a device call.
+    pub fn check_healthy(&self) -> Result<(), QueueError> {
         self.text.check_healthy()?;
         self.image.check_healthy()?;
         if let FaceService::Ready(f) = &self.faces {
@@ -286,6 +257,16 @@ impl AppState {
             preprocess: Semaphore::new(permits),
             swap,
         }
+    }
+
+    /// Validates a plugin swap away from the plugin serving now and starts it
+    /// ([`SwapControl::request`]); refused while the models load.
+    pub async fn request_swap(&self, trigger: &'static str) -> Result<Planned, SwapError> {
+        let current = self.models.get().map(|m| PluginId {
+            plugin_path: m.runtime.report.plugin_path.clone(),
+            plugin_sha256: m.runtime.report.plugin_sha256.clone(),
+        });
+        self.swap.request(current, trigger).await
     }
 
     /// The models, or 503 while they load.

@@ -20,22 +20,13 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::handoff::SwapHistory;
-use super::state::{AppState, LoadPlan};
+use super::listener::Phase;
+use crate::loader::LoadPlan;
 use crate::runtime::{select, RuntimeError};
 
 /// Reads the serve settings again, as the next image will: from this
 /// process's command line and environment.
 pub type Replan = Arc<dyn Fn() -> Result<LoadPlan, String> + Send + Sync>;
-
-/// What the server loop is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Serving,
-    /// SIGINT/SIGTERM or a failed load: stop.
-    Shutdown,
-    /// A validated swap: drain, then re-execute.
-    Swap,
-}
 
 /// Why a swap was refused; the old plugin keeps serving.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +53,8 @@ pub enum SwapError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginId {
     pub plugin_path: PathBuf,
-    pub plugin_sha256: String,
+    /// `None` when the file could not be read ([`crate::plugins::load::plugin_sha256`]).
+    pub plugin_sha256: Option<String>,
 }
 
 /// A validated swap, answered by `POST /admin/reload` (202).
@@ -107,30 +99,27 @@ impl SwapControl {
         self.next.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Validates a swap and, if it would work, starts the drain; `trigger` is for the log.
-    pub async fn request(state: &Arc<AppState>, trigger: &'static str) -> Result<Planned, SwapError> {
-        let result = Self::try_request(state, trigger).await;
+    /// Validates a swap away from the plugin serving now (`None` while the
+    /// models load) and, if it would work, starts the drain; `trigger` is for the log.
+    pub async fn request(&self, current: Option<PluginId>, trigger: &'static str) -> Result<Planned, SwapError> {
+        let result = self.try_request(current, trigger).await;
         if let Err(e) = &result {
             tracing::warn!(trigger, error = %e, "plugin swap refused; still serving the old plugin");
         }
         result
     }
 
-    async fn try_request(state: &Arc<AppState>, trigger: &'static str) -> Result<Planned, SwapError> {
-        let control = &state.swap;
+    async fn try_request(&self, current: Option<PluginId>, trigger: &'static str) -> Result<Planned, SwapError> {
+        let control = self;
         if !cfg!(unix) {
             return Err(SwapError::Unsupported);
         }
-        let models = state.models().map_err(|_| SwapError::NotReady)?.clone();
+        let from = current.ok_or(SwapError::NotReady)?;
         if control.in_progress.swap(true, Ordering::SeqCst) {
             return Err(SwapError::InProgress);
         }
         tracing::info!(trigger, "plugin swap requested; checking the candidate in a child process");
         let replan = control.replan.clone();
-        let from = PluginId {
-            plugin_path: models.runtime.report.plugin_path.clone(),
-            plugin_sha256: models.runtime.report.plugin_sha256.clone(),
-        };
         let current = from.plugin_path.clone();
         let checked = tokio::task::spawn_blocking(move || validate(&replan, current)).await;
         let (to, device) = match checked {
@@ -144,15 +133,15 @@ impl SwapControl {
             count: swap,
             last_unix_ms: Some(now_ms),
             previous_plugin_path: Some(from.plugin_path.clone()),
-            previous_plugin_sha256: Some(from.plugin_sha256.clone()),
+            previous_plugin_sha256: from.plugin_sha256.clone(),
         });
         tracing::info!(
             trigger,
             swap,
             from = %from.plugin_path.display(),
-            from_sha256 = %from.plugin_sha256,
+            from_sha256 = from.plugin_sha256.as_deref().unwrap_or("unreadable"),
             to = %to.plugin_path.display(),
-            to_sha256 = %to.plugin_sha256,
+            to_sha256 = to.plugin_sha256.as_deref().unwrap_or("unreadable"),
             device = %device,
             "plugin swap validated; draining, then re-executing with the listening socket"
         );
@@ -176,7 +165,7 @@ fn validate(replan: &Replan, current: PathBuf) -> Result<(PluginId, String), Swa
     let hardware = crate::hardware::probe();
     let selection = select(&plan.settings, &plan.runtime, &hardware)
         .map_err(|e: RuntimeError| SwapError::Selection { current, reason: crate::util::error_chain(&e) })?;
-    let sha = crate::plugins::load::sha256_hex(&selection.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+    let sha = crate::plugins::load::plugin_sha256(&selection.plugin);
     let device = selection.device().to_string();
     Ok((PluginId { plugin_path: selection.plugin.clone(), plugin_sha256: sha }, device))
 }

@@ -10,11 +10,11 @@ use axum::Json;
 
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use crate::server::swap::{Planned, SwapControl, SwapError};
+use crate::server::swap::{Planned, SwapError};
 
 /// `POST /admin/reload`: validate a plugin swap and start it (202), or say why not (409).
 pub async fn reload(State(state): State<Arc<AppState>>) -> Result<(StatusCode, Json<Planned>), ApiError> {
-    match SwapControl::request(&state, "POST /admin/reload").await {
+    match state.request_swap("POST /admin/reload").await {
         Ok(planned) => Ok((StatusCode::ACCEPTED, Json(planned))),
         Err(e @ (SwapError::Panicked | SwapError::NoExecutable | SwapError::Unsupported)) => {
             Err(ApiError::SwapFailed(e.to_string()))

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -22,6 +21,7 @@ use crate::server::metrics::Queue;
 use crate::server::middleware::RequestId;
 use crate::server::prepare::prepare_all;
 use crate::server::state::{AppState, Models};
+use crate::server::timing::timing_headers;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/embed/text", post(embed_text)).route("/v1/embed/image", post(embed_image))
@@ -33,26 +33,6 @@ struct EmbedResponse {
     model: String,
     dim: usize,
     embeddings: Vec<Vec<f32>>,
-}
-
-/// `x-queue-ms`, `x-inference-ms`, `x-batch-size`, `x-device` (the device
-/// that served it, `... (fallback)` for the CPU fallback), and `x-preprocess-ms` for images.
-pub fn timing_headers<O>(done: &Done<O>, preprocess: Option<Duration>) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = value.parse() {
-            h.insert(name, v);
-        }
-    };
-    put("x-queue-ms", ms(done.queue));
-    put("x-inference-ms", ms(done.inference));
-    put("x-batch-size", done.batch_size.to_string());
-    put("x-device", done.device.to_string());
-    if let Some(p) = preprocess {
-        put("x-preprocess-ms", ms(p));
-    }
-    h
 }
 
 fn respond(models: &Models, done: Done<Vec<f32>>, preprocess: Option<Duration>) -> impl IntoResponse {

@@ -14,7 +14,6 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 
-use super::embed::timing_headers;
 use crate::faces::Face;
 use crate::server::error::ApiError;
 use crate::server::input::read_images;
@@ -22,6 +21,7 @@ use crate::server::metrics::Queue;
 use crate::server::middleware::RequestId;
 use crate::server::prepare::prepare_all;
 use crate::server::state::AppState;
+use crate::server::timing::timing_headers;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/faces", post(faces))

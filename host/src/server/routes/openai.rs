@@ -23,12 +23,12 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::embed::timing_headers;
 use crate::server::config::Limits;
 use crate::server::error::{ApiError, ErrorDetails, ErrorType, Rejection};
 use crate::server::input::check_texts;
 use crate::server::middleware::RequestId;
 use crate::server::state::AppState;
+use crate::server::timing::timing_headers;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

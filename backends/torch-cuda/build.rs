@@ -1,5 +1,0 @@
-include!("../plugin_build.rs");
-
-fn main() {
-    plugin_build(Torch::LinkedKeepCuda);
-}
