@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use switchyard_core::abi::BackendBox;
 use tokio::sync::OnceCell;
 
-use super::batcher::Batcher;
+use super::batcher::{Batcher, QueueError};
 use super::config::BatchConfig;
 use super::devices::Devices;
 use super::error::ApiError;
@@ -233,7 +233,7 @@ impl ImmichService {
     }
 
     /// 503 `backend_stuck` when a loaded model's worker is stuck in a device call.
-    pub fn check_healthy(&self) -> Result<(), ApiError> {
+    pub fn check_healthy(&self) -> Result<(), QueueError> {
         self.visual.loaded().iter().try_for_each(|(_, m)| m.queue.check_healthy())?;
         self.textual.loaded().iter().try_for_each(|(_, m)| m.queue.check_healthy())?;
         self.faces.loaded().iter().try_for_each(|(_, m)| m.queue.check_healthy())
