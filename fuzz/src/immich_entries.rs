@@ -42,6 +42,9 @@ use crate::request_parse::{block_on, check_refusal, request, LIMITS};
 /// The form boundary of the built requests and of mode 1's bodies.
 pub const BOUNDARY: &str = "immichFuzzBoundary7f3a";
 
+/// What the form's UTF-8 decoding drops from the start of a text field.
+const BOM: char = '\u{feff}';
+
 const CLIP: &str = "clip";
 const FACES: &str = "facial-recognition";
 
@@ -428,6 +431,11 @@ fn raw_entries(bytes: &[u8]) {
     if framing || std::str::from_utf8(bytes).is_err() {
         return; // the form's framing or decoding may differ from the text parsed above
     }
+    // The form's text fields are decoded as WHATWG UTF-8 (multer, encoding_rs), which drops a leading BOM.
+    let parsed = match text.strip_prefix(BOM) {
+        Some(rest) => Plan::parse(rest),
+        None => parsed,
+    };
     match (got, parsed) {
         (Ok(p), Ok(plan)) => {
             assert_eq!(p.plan, plan, "the route's plan");
@@ -533,6 +541,7 @@ fn built(u: &mut Unstructured<'_>) -> Result<()> {
         },
     };
     let (input, plan) = plan;
+    let text = text.map(|t| t.strip_prefix(BOM).map(str::to_string).unwrap_or(t));
     match (input, &image, &text) {
         (PredictInput::Image(b), Some(i), _) => {
             assert_eq!(b[..], i[..], "the image bytes");
