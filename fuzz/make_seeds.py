@@ -229,6 +229,88 @@ def packages(d):
         open(os.path.join(d, "built-%d" % i), "wb").write(bytes([2 + i]) + rng.randbytes(rng.randint(16, 300)))
 
 
+IMMICH_BOUNDARY = "immichFuzzBoundary7f3a"  # src/immich_entries.rs, BOUNDARY
+
+
+def immich_form(parts):
+    """A multipart body as Node's FormData (Immich's server) writes it: (name, filename or None, bytes)."""
+    out = b""
+    for name, filename, content in parts:
+        out += ("--%s\r\nContent-Disposition: form-data; name=\"%s\"" % (IMMICH_BOUNDARY, name)).encode()
+        if filename is not None:
+            out += ('; filename="%s"\r\nContent-Type: application/octet-stream' % filename).encode()
+        out += b"\r\n\r\n" + content + b"\r\n"
+    return out + ("--%s--\r\n" % IMMICH_BOUNDARY).encode()
+
+
+def immich(d, images_dir):
+    """Mode byte 0: the `entries` text; 1: a whole form; 2: a request built with `arbitrary`
+    (see src/immich_entries.rs). The first three of each are the requests Immich's server sends
+    (machine-learning.repository.ts: encodeImage, encodeText, detectFaces)."""
+    visual = {"clip": {"visual": {"modelName": "ViT-B-32__openai"}}}
+    textual = {"clip": {"textual": {"modelName": "ViT-B-32__openai", "options": {"language": "en"}}}}
+    faces = {
+        "facial-recognition": {
+            "detection": {"modelName": "buffalo_l", "options": {"minScore": 0.7}},
+            "recognition": {"modelName": "buffalo_l"},
+        }
+    }
+    entries = {
+        "server-visual": json.dumps(visual),
+        "server-textual": json.dumps(textual),
+        "server-faces": json.dumps(faces),
+        "nllb-textual": '{"clip":{"textual":{"modelName":"nllb-clip-base-siglip__v1","options":{"language":"de-DE"}}}}',
+        "language-null": '{"clip":{"textual":{"modelName":"m","options":{"language":null}}}}',
+        "faces-default-score": '{"facial-recognition":{"detection":{"modelName":"b"},"recognition":{"modelName":"b"}}}',
+        "both-tasks": '{"clip":{"visual":{"modelName":"v"}},"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":0.5}},"recognition":{"modelName":"b"}}}',
+        "duplicate-keys": '{"clip":{"visual":{"modelName":"a"}},"clip":{"visual":{"modelName":"b"}}}',
+        "extra-keys": '{"clip":{"visual":{"modelName":"v","options":{"any":1},"extra":[1]}}}',
+        "not-json": '{"clip": {"visual": ',
+        "array": '[{"clip":{}}]',
+        "empty": "{}",
+        "empty-task": '{"clip":{}}',
+        "ocr": '{"ocr":{"detection":{"modelName":"PP-OCRv5_mobile"},"recognition":{"modelName":"PP-OCRv5_mobile"}}}',
+        "unknown-type": '{"clip":{"pipeline":{"modelName":"v"}}}',
+        "task-not-object": '{"clip":"ViT-B-32__openai"}',
+        "no-model-name": '{"clip":{"visual":{"options":{}}}}',
+        "model-name-number": '{"clip":{"visual":{"modelName":32}}}',
+        "options-array": '{"clip":{"textual":{"modelName":"m","options":["en"]}}}',
+        "language-number": '{"clip":{"textual":{"modelName":"m","options":{"language":1}}}}',
+        "both-towers": '{"clip":{"visual":{"modelName":"v"},"textual":{"modelName":"t"}}}',
+        "recognition-alone": '{"facial-recognition":{"recognition":{"modelName":"buffalo_l"}}}',
+        "detection-alone": '{"facial-recognition":{"detection":{"modelName":"buffalo_l"}}}',
+        "score-string": '{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":"0.7"}},"recognition":{"modelName":"b"}}}',
+        "score-huge": '{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":1e300}},"recognition":{"modelName":"b"}}}',
+        "score-overflow": '{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":1e999}},"recognition":{"modelName":"b"}}}',
+        "score-null": '{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":null}},"recognition":{"modelName":"b"}}}',
+    }
+    for name, text in entries.items():
+        open(os.path.join(d, "entries-" + name), "wb").write(b"\0" + text.encode())
+    png = open(os.path.join(images_dir, "camera-gray.png"), "rb").read()
+    e = lambda v: json.dumps(v).encode()
+    forms = {
+        "server-visual": [("entries", None, e(visual)), ("image", "blob", png)],
+        "server-textual": [("entries", None, e(textual)), ("text", None, b"a photo of a cat")],
+        "server-faces": [("entries", None, e(faces)), ("image", "blob", png)],
+        "image-and-text": [("text", None, b"ignored"), ("entries", None, e(visual)), ("image", "blob", png)],
+        "no-entries": [("image", "blob", png)],
+        "no-input": [("entries", None, e(visual))],
+        "text-for-visual": [("entries", None, e(visual)), ("text", None, b"a cat")],
+        "image-for-textual": [("entries", None, e(textual)), ("image", "blob", png)],
+        "text-for-faces": [("entries", None, e(faces)), ("text", None, b"a face")],
+        "text-too-long": [("entries", None, e(textual)), ("text", None, b"a" * 301)],
+        "unknown-field": [("entries", None, e(textual)), ("text", None, "caf\u00e9".encode()), ("x", None, b"1")],
+        "text-not-utf8": [("entries", None, e(textual)), ("text", None, b"\xff\xfe cat")],
+    }
+    for name, parts in forms.items():
+        open(os.path.join(d, "form-" + name), "wb").write(b"\1" + immich_form(parts))
+    truncated = immich_form(forms["server-visual"])[:120]
+    open(os.path.join(d, "form-truncated"), "wb").write(b"\1" + truncated)
+    rng = random.Random(22)
+    for i in range(8):
+        open(os.path.join(d, "built-%d" % i), "wb").write(b"\2" + rng.randbytes(rng.randint(8, 300)))
+
+
 def faces(d):
     """Random bytes: the target builds settings, an image and model outputs from them with `arbitrary`."""
     rng = random.Random(18)
@@ -263,7 +345,15 @@ def texts(d):
 
 
 def main():
-    targets = ("decode_preprocess", "face_detect", "openai_embeddings", "plugin_package", "request_parse", "tokenizer")
+    targets = (
+        "decode_preprocess",
+        "face_detect",
+        "immich_entries",
+        "openai_embeddings",
+        "plugin_package",
+        "request_parse",
+        "tokenizer",
+    )
     dirs = {t: os.path.join(HERE, "corpus", t) for t in targets}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -271,6 +361,7 @@ def main():
     requests(dirs["request_parse"], dirs["decode_preprocess"])
     texts(dirs["tokenizer"])
     openai(dirs["openai_embeddings"])
+    immich(dirs["immich_entries"], dirs["decode_preprocess"])
     packages(dirs["plugin_package"])
     faces(dirs["face_detect"])
 

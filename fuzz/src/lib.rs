@@ -10,6 +10,7 @@
 
 pub mod decode_preprocess;
 pub mod face_detect;
+pub mod immich_entries;
 pub mod openai_embeddings;
 pub mod plugin_package;
 pub mod request_parse;
@@ -23,6 +24,7 @@ pub type Body = fn(&[u8]);
 pub const TARGETS: &[(&str, Body)] = &[
     ("decode_preprocess", decode_preprocess::run),
     ("face_detect", face_detect::run),
+    ("immich_entries", immich_entries::run),
     ("openai_embeddings", openai_embeddings::run),
     ("plugin_package", plugin_package::run),
     ("request_parse", request_parse::run),

@@ -64,7 +64,15 @@ macro_rules! replay_tests {
     };
 }
 
-replay_tests!(decode_preprocess, face_detect, openai_embeddings, plugin_package, request_parse, tokenizer);
+replay_tests!(
+    decode_preprocess,
+    face_detect,
+    immich_entries,
+    openai_embeddings,
+    plugin_package,
+    request_parse,
+    tokenizer
+);
 
 /// Every binary in `fuzz_targets/`, every `[[bin]]` and every corpus folder is
 /// a target of the library's list, so none can be fuzzed without being replayed.

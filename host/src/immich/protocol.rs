@@ -190,12 +190,15 @@ impl Plan {
                 "detection" => {
                     let min_score = match options.get("minScore") {
                         None => DEFAULT_MIN_SCORE,
-                        Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| EntriesError::BadOption {
-                            task: task.into(),
-                            kind: kind.clone(),
-                            option: "minScore",
-                            want: "a number (Immich's default is 0.7)",
-                        })? as f32,
+                        // A number beyond f32's range (1e300) would be an infinite threshold.
+                        Some(v) => v.as_f64().map(|x| x as f32).filter(|x| x.is_finite()).ok_or_else(|| {
+                            EntriesError::BadOption {
+                                task: task.into(),
+                                kind: kind.clone(),
+                                option: "minScore",
+                                want: "a number within float32's range (Immich's default is 0.7)",
+                            }
+                        })?,
                     };
                     detection = Some((name, min_score));
                 }
@@ -276,6 +279,10 @@ mod tests {
         assert!(rec.is_bad_request() && rec == EntriesError::RecognitionWithoutDetection);
         let score = r#"{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":"high"}},"recognition":{"modelName":"b"}}}"#;
         assert!(matches!(err(score), EntriesError::BadOption { option: "minScore", .. }));
+        let huge = r#"{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":1e300}},"recognition":{"modelName":"b"}}}"#;
+        assert!(matches!(err(huge), EntriesError::BadOption { option: "minScore", .. }), "an infinite f32 threshold");
+        let tiny = r#"{"facial-recognition":{"detection":{"modelName":"b","options":{"minScore":-3.4e38}},"recognition":{"modelName":"b"}}}"#;
+        assert_eq!(Plan::parse(tiny).unwrap().faces.unwrap().min_score, -3.4e38f32);
         assert!(err(r#"{"ocr":{}}"#).to_string().contains("`clip`"));
     }
 

@@ -34,6 +34,7 @@ use serde::Serialize;
 use crate::image::decode::{decode_rgb, DecodeLimits};
 use crate::immich::protocol::{embedding_string, EntriesError, Input, Plan};
 use crate::server::batcher::Done;
+use crate::server::config::Limits;
 use crate::server::error::{ApiError, Rejection};
 use crate::server::immich_service::api_error;
 use crate::server::metrics::Queue;
@@ -143,43 +144,79 @@ fn first<O>(done: Done<O>) -> Result<O, ApiError> {
     done.outputs.into_iter().next().ok_or_else(|| ApiError::Internal("the model returned no output".into()))
 }
 
+/// What a `POST /predict` asks for: its plan, and the input it works on.
+#[derive(Debug)]
+pub struct Predict {
+    pub plan: Plan,
+    pub input: PredictInput,
+}
+
+/// The input of a request, checked against its plan.
+#[derive(Debug)]
+pub enum PredictInput {
+    /// The `image` file's bytes, not decoded yet (an image wins over a `text`).
+    Image(Bytes),
+    /// The `text` field, within `max_text_chars`.
+    Text(String),
+}
+
+/// Everything `POST /predict` checks before a model is needed: the form,
+/// `entries` (missing or malformed: 422; `recognition` without `detection`:
+/// 400), an `image` or a `text` (neither: 400), the input against the tasks
+/// (422) and the text's length (422). The `immich_entries` fuzz target calls it.
+pub async fn read_request(req: Request, limits: &Limits) -> Result<Predict, ApiError> {
+    let form = read_form(req, limits.max_body_bytes).await?;
+    let entries = form.entries.ok_or_else(|| ApiError::Param {
+        param: "entries",
+        message: "the form has no `entries` field; send the JSON text of the tasks, e.g. {\"clip\": {\"visual\": {\"modelName\": \"ViT-B-32__openai\"}}}, as Immich's server does".into(),
+    })?;
+    let plan = Plan::parse(&entries).map_err(entries_error)?;
+    let input = match (form.image, form.text) {
+        (Some(bytes), _) => {
+            plan.check_input(Input::Image).map_err(entries_error)?;
+            PredictInput::Image(bytes)
+        }
+        (None, Some(text)) => {
+            plan.check_input(Input::Text).map_err(entries_error)?;
+            let limit = limits.max_text_chars;
+            let chars = text.chars().count();
+            if chars > limit {
+                return Err(ApiError::Validation(format!(
+                    "`text` has {chars} characters, over the limit of {limit} (SWITCHYARD_MAX_TEXT_CHARS); shorten it (CLIP reads only the first tokens)"
+                )));
+            }
+            PredictInput::Text(text)
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "either `image` (a file) or `text` must be sent with `entries`, as Immich's server does".into(),
+            ))
+        }
+    };
+    Ok(Predict { plan, input })
+}
+
 async fn predict(
     State(state): State<Arc<AppState>>,
     Extension(id): Extension<RequestId>,
     req: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let models = state.models()?.clone();
-    let form = read_form(req, state.config.limits.max_body_bytes).await?;
-    let entries = form.entries.ok_or_else(|| ApiError::Param {
-        param: "entries",
-        message: "the form has no `entries` field; send the JSON text of the tasks, e.g. {\"clip\": {\"visual\": {\"modelName\": \"ViT-B-32__openai\"}}}, as Immich's server does".into(),
-    })?;
-    let plan = Plan::parse(&entries).map_err(entries_error)?;
+    let Predict { plan, input } = read_request(req, &state.config.limits).await?;
     let immich = &models.immich;
     let mut body = Answer::default();
-    let Some(bytes) = form.image else {
-        let Some(text) = form.text else {
-            return Err(ApiError::BadRequest(
-                "either `image` (a file) or `text` must be sent with `entries`, as Immich's server does".into(),
-            ));
-        };
-        plan.check_input(Input::Text).map_err(entries_error)?;
-        let entry = plan.textual.as_ref().ok_or_else(|| ApiError::Internal("no text task".into()))?;
-        let limit = state.config.limits.max_text_chars;
-        let chars = text.chars().count();
-        if chars > limit {
-            return Err(ApiError::Validation(format!(
-                "`text` has {chars} characters, over the limit of {limit} (SWITCHYARD_MAX_TEXT_CHARS); shorten it (CLIP reads only the first tokens)"
-            )));
+    let bytes = match input {
+        PredictInput::Image(bytes) => bytes,
+        PredictInput::Text(text) => {
+            let entry = plan.textual.as_ref().ok_or_else(|| ApiError::Internal("no text task".into()))?;
+            let served = immich.textual(&entry.name).await?;
+            let tokens = served.model.tokenize(&text).map_err(api_error)?;
+            let done = served.queue.submit(vec![tokens], &id.0).await?;
+            let h = headers(&done, None);
+            body.clip = Some(embedding_string(&first(done)?));
+            return Ok((h, Json(body)));
         }
-        let served = immich.textual(&entry.name).await?;
-        let tokens = served.model.tokenize(&text).map_err(api_error)?;
-        let done = served.queue.submit(vec![tokens], &id.0).await?;
-        let h = headers(&done, None);
-        body.clip = Some(embedding_string(&first(done)?));
-        return Ok((h, Json(body)));
     };
-    plan.check_input(Input::Image).map_err(entries_error)?;
     let visual = match &plan.visual {
         Some(name) => Some(immich.visual(name).await?),
         None => None,

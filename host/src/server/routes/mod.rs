@@ -9,7 +9,7 @@
 mod admin;
 mod embed;
 mod faces;
-mod immich;
+pub mod immich;
 pub mod openai;
 mod ops;
 
