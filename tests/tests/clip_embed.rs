@@ -16,7 +16,7 @@ use switchyard::image::decode::DecodeLimits;
 use switchyard::plugins::LoadedPlugin;
 use switchyard_core::abi::BackendConfig;
 use switchyard_core::DeviceKind;
-use switchyard_tests::{plugin, read_f32, run_python, temp_dir};
+use switchyard_tests::{plugin, read_f32, root, run_python, temp_dir};
 
 const MIN_COSINE: f32 = 0.9999;
 /// The bar for the reduced-scale JPEG decode, which changes pixels on purpose.
