@@ -21,7 +21,6 @@
 //! pool; CLIP and faces of one image run on their queues at the same time.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -41,6 +40,7 @@ use crate::server::metrics::Queue;
 use crate::server::middleware::RequestId;
 use crate::server::prepare::prepare_all;
 use crate::server::state::AppState;
+use crate::server::timing::timing_headers;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/ping", get(ping)).route("/predict", post(predict))
@@ -122,24 +122,6 @@ fn entries_error(e: EntriesError) -> ApiError {
     }
 }
 
-fn headers<O>(done: &Done<O>, preprocess: Option<Duration>) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = value.parse() {
-            h.insert(name, v);
-        }
-    };
-    put("x-queue-ms", ms(done.queue));
-    put("x-inference-ms", ms(done.inference));
-    put("x-batch-size", done.batch_size.to_string());
-    put("x-device", done.device.to_string());
-    if let Some(p) = preprocess {
-        put("x-preprocess-ms", ms(p));
-    }
-    h
-}
-
 fn first<O>(done: Done<O>) -> Result<O, ApiError> {
     done.outputs.into_iter().next().ok_or_else(|| ApiError::Internal("the model returned no output".into()))
 }
@@ -212,7 +194,7 @@ async fn predict(
             let served = immich.textual(&entry.name).await?;
             let tokens = served.model.tokenize(&text).map_err(api_error)?;
             let done = served.queue.submit(vec![tokens], &id.0).await?;
-            let h = headers(&done, None);
+            let h = timing_headers(&done, None);
             body.clip = Some(embedding_string(&first(done)?));
             return Ok((h, Json(body)));
         }
@@ -251,8 +233,8 @@ async fn predict(
     let (clip_done, faces_done) = tokio::join!(clip_run, faces_run);
     let (clip_done, faces_done) = (clip_done?, faces_done?);
     let h = match (&clip_done, &faces_done) {
-        (Some(d), _) => headers(d, Some(preprocess)),
-        (None, Some(d)) => headers(d, Some(preprocess)),
+        (Some(d), _) => timing_headers(d, Some(preprocess)),
+        (None, Some(d)) => timing_headers(d, Some(preprocess)),
         (None, None) => HeaderMap::new(),
     };
     if let Some(done) = clip_done {
