@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -72,11 +71,9 @@ def log(msg: str) -> None:
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from clip_common import sha256_file as of_file  # lazy: clip_common imports torch
+
+    return of_file(path)
 
 
 def write_json(path: str, value) -> None:

@@ -25,7 +25,6 @@ and this script's settings; --force redoes it.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -42,11 +41,9 @@ TOWERS = {"visual": "image", "textual": "text"}
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from clip_common import sha256_file
+
+    return sha256_file(str(path))
 
 
 def quantize(src: Path, dst: Path) -> None:
