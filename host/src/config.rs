@@ -207,6 +207,19 @@ impl ModelArgs {
     }
 }
 
+/// How images are decoded, the same flags and variables for `serve` and `embed`.
+#[derive(Debug, Clone, Args)]
+pub struct DecodeArgs {
+    /// Refuse images with more pixels than this (decompression bombs; `serve` answers 413).
+    #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = crate::image::decode::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Decode large JPEGs for CLIP at reduced DCT scale (Pillow's `draft`) where faces do not need
+    /// the full pixels: several times faster for camera photos, cosine >= 0.999 to the full decode;
+    /// `false` keeps PIL's exact pixels.
+    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set, value_parser = boolish)]
+    pub scaled_decode: bool,
+}
+
 /// The face detector's settings, the same flags and variables for `serve` and
 /// `embed` (insightface's `FaceAnalysis` defaults).
 #[derive(Debug, Clone, Args)]

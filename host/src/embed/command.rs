@@ -57,13 +57,8 @@ pub struct EmbedArgs {
     /// No progress bar.
     #[arg(long, env = "SWITCHYARD_QUIET", value_parser = boolish)]
     pub quiet: bool,
-    /// Refuse images with more pixels than this (decompression bombs).
-    #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = crate::image::decode::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
-    /// Decode large JPEGs for CLIP at reduced DCT scale (Pillow's `draft`) when faces are not asked
-    /// for: several times faster for camera photos; `false` keeps PIL's exact pixels.
-    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set, value_parser = boolish)]
-    pub scaled_decode: bool,
+    #[command(flatten)]
+    pub decode: crate::config::DecodeArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
@@ -113,10 +108,10 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
 
     let runtime = plan.start()?;
     let kind = runtime.selection.kind;
-    let limits = DecodeLimits { max_pixels: args.max_pixels };
+    let limits = DecodeLimits { max_pixels: args.decode.max_pixels };
     let want_clip = args.clip || !args.faces || !texts.is_empty();
     let clip = want_clip
-        .then(|| plan.load_clip(&runtime.backend, kind, ClipDecode { limits, scaled: args.scaled_decode }))
+        .then(|| plan.load_clip(&runtime.backend, kind, ClipDecode { limits, scaled: args.decode.scaled_decode }))
         .transpose()?;
     let face_options = FaceDetect::from(&args.face_detect).options(limits);
     let faces = args.faces.then(|| plan.load_faces(&runtime.backend, face_options)).transpose()?;

@@ -94,13 +94,8 @@ pub struct ServeArgs {
     /// Longest text in characters (422 beyond); CLIP reads the first 77 tokens anyway.
     #[arg(long, env = "SWITCHYARD_MAX_TEXT_CHARS", default_value_t = 2048)]
     pub max_text_chars: usize,
-    /// Refuse images with more pixels than this (decompression bombs; 413).
-    #[arg(long, env = "SWITCHYARD_MAX_PIXELS", default_value_t = crate::image::decode::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
-    /// Decode large JPEGs for CLIP at reduced DCT scale (Pillow's `draft`): several times
-    /// faster for camera photos, cosine >= 0.9999 to the full decode; `false` keeps PIL's exact pixels.
-    #[arg(long, env = "SWITCHYARD_SCALED_DECODE", default_value_t = true, action = clap::ArgAction::Set, value_parser = boolish)]
-    pub scaled_decode: bool,
+    #[command(flatten)]
+    pub decode: crate::config::DecodeArgs,
     /// Images decoded and preprocessed at once, off the async runtime (0: one per core).
     #[arg(long, env = "SWITCHYARD_PREPROCESS_WORKERS", default_value_t = 0)]
     pub preprocess_workers: usize,
@@ -232,8 +227,8 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
                 max_items: self.max_items.max(1),
                 max_text_chars: self.max_text_chars.max(1),
-                max_pixels: self.max_pixels,
-                scaled_decode: self.scaled_decode,
+                max_pixels: self.decode.max_pixels,
+                scaled_decode: self.decode.scaled_decode,
                 preprocess_workers: if self.preprocess_workers == 0 { cores } else { self.preprocess_workers },
             },
             model_idle_ttl_s: self.model_idle_ttl_s,
