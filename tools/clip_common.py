@@ -30,7 +30,9 @@ RANDOM_TAGS = ("none", "random", "")
 # 2: the text tower takes [B, L] tokens for any L <= context_length.
 # 3: traces without dtype casts (run in float32, float16 and bfloat16) and
 #    without arithmetic on shapes (no device syncs); `torchscript_dtypes`.
-EXPORT_FORMAT_VERSION = 3
+# 4: with `tok` pooling the image tower's last block computes only the class
+#    token's row (attention, out-projection, MLP): 6.0% fewer FLOPs, same math.
+EXPORT_FORMAT_VERSION = 4
 
 # The dtypes a format-3 TorchScript tower runs in, once its weights and
 # float inputs are converted (the torch backend does both at load).
@@ -134,23 +136,52 @@ def _check_plain_blocks(transformer: nn.Module) -> None:
             raise ValueError("only LayerNorm blocks are supported")
 
 
-def _attention(attn: nn.MultiheadAttention, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+def _attention(
+    attn: nn.MultiheadAttention, x: torch.Tensor, mask: Optional[torch.Tensor], queries: Optional[int] = None
+) -> torch.Tensor:
     """nn.MultiheadAttention(x, x, x, attn_mask=mask) for batch-first x, on
     the module's own weights. Every size in it is a Python int of the module
     (heads, head_dim) or implied (flatten, -1), so the trace holds no shape
-    arithmetic and the batch and sequence axes stay symbolic in ONNX."""
+    arithmetic and the batch and sequence axes stay symbolic in ONNX.
+
+    With `queries`, only the first `queries` rows of x ask (attention and the
+    output projection run on those rows alone; keys and values still come
+    from every row): nn.MultiheadAttention(x[:, :queries], x, x)."""
     heads, head_dim = attn.num_heads, attn.head_dim
     q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    if queries is not None:
+        if mask is not None:
+            raise ValueError("a query subset is only supported without an attention mask")
+        # The packed projection stays one GEMM on the stored weight (an ONNX
+        # initializer the int8 quantizer can take); the other rows' queries
+        # cost 0.7% of the tower, and splitting the weight would leave a
+        # Split on it in the ONNX file.
+        q = q[:, :queries]
     q, k, v = (t.unflatten(-1, (heads, head_dim)).transpose(1, 2) for t in (q, k, v))
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     out = out.transpose(1, 2).flatten(2)
     return F.linear(out, attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _blocks(transformer: nn.Module, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """open_clip's Transformer.forward over ResidualAttentionBlocks."""
-    for r in transformer.resblocks:
-        x = x + _attention(r.attn, _norm(r.ln_1, x), mask)
+def _blocks(
+    transformer: nn.Module, x: torch.Tensor, mask: Optional[torch.Tensor] = None, keep: Optional[int] = None
+) -> torch.Tensor:
+    """open_clip's Transformer.forward over ResidualAttentionBlocks.
+
+    With `keep`, the result holds only the first `keep` rows, and the last
+    block computes only those: every row of a block's output but the ones a
+    caller reads is wasted work there (attention, LayerNorm and the MLP are
+    per row once the keys and values exist). For ViT-B-32 with `tok`
+    pooling, keep=1 skips 49 of 50 rows of the last block's attention, output
+    projection and MLP, 6.0% of the image tower's FLOPs, for the same
+    numbers (the exporter checks the files against open_clip at 0.99999)."""
+    blocks = list(transformer.resblocks)
+    for i, r in enumerate(blocks):
+        h = _norm(r.ln_1, x)
+        if keep is not None and i == len(blocks) - 1:
+            x = x[:, :keep] + _attention(r.attn, h, mask, queries=keep)
+        else:
+            x = x + _attention(r.attn, h, mask)
         x = x + r.mlp(_norm(r.ln_2, x))
     return x
 
@@ -193,7 +224,8 @@ class VisualTower(nn.Module):
         cls = self.class_embedding.view(1, 1, -1).expand_as(x[:, :1])
         x = torch.cat([cls, x], dim=1) + self.positional_embedding
         x = _norm(self.ln_pre, x)
-        x = _blocks(self.transformer, x)
+        # `tok` pooling reads the class token's row alone: the last block computes only it.
+        x = _blocks(self.transformer, x, keep=1 if self.pool_type == "tok" else None)
         if not self.final_ln_after_pool:
             x = _norm(self.ln_post, x)
         pooled = x[:, 0] if self.pool_type == "tok" else x[:, 1:].mean(dim=1)
