@@ -27,7 +27,7 @@ import argparse
 import sys
 
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 
 def consumers(graph):
@@ -50,6 +50,14 @@ def fuse(model, heads: int, causal: bool) -> int:
         while name not in inits and name in producer and producer[name].op_type == "Identity":
             name = producer[name].input[0]
         return inits.get(name)
+
+    constants = {o: numpy_helper.to_array(a.t).tolist() for n in graph.node if n.op_type == "Constant"
+                 for a in n.attribute if a.name == "value" for o in n.output}
+    constants.update({t.name: numpy_helper.to_array(t).tolist() for t in graph.initializer if len(t.dims) <= 1})
+
+    def slices_rows(n):
+        """A Slice along the sequence axis (axis 1 of [B, L, H])."""
+        return n.op_type == "Slice" and len(n.input) > 3 and constants.get(n.input[3]) in ([1], 1)
 
     fused = 0
     new_nodes = {}
@@ -81,6 +89,10 @@ def fuse(model, heads: int, causal: bool) -> int:
             continue
         # Every node reached from the Add before the out-projection belongs to the block.
         block = [n for n in graph.node if id(n) in seen]
+        if any(slices_rows(n) for n in block):
+            # The image tower's last block asks with the class token alone
+            # (clip_common._attention's `queries`), which Attention cannot say.
+            continue
         attention = helper.make_node(
             "Attention", [node.input[0], node.input[1], bias[0]], [end],
             name=f"fused_attention_{fused}", domain="com.microsoft", num_heads=heads,
