@@ -5,8 +5,9 @@
 
 Same machine, same weights (models/), same input files, same thread count
 (--threads, default: every core), each side in its own process, each
-measurement repeated --repeat times; the table shows medians and the ratio
-ours / python (for times and memory, python / ours: above 1 is better for us
+measurement repeated --repeat times, the two sides taking turns (ours,
+python, ours, ...: the VM's drift in speed falls on both alike); the table
+shows medians and the ratio ours / python, stderr each round's ratio (for times and memory, python / ours: above 1 is better for us
 in every column).
 
 Rows:
@@ -189,6 +190,24 @@ def median_of(runs: list[tuple[dict, float]], key: str) -> tuple[float, float]:
     return statistics.median(r[0][key] for r in runs), max(r[1] for r in runs)
 
 
+def rounds(args, *runs):
+    """Runs each callable once a round, for --repeat rounds (ours, Python,
+    ours, Python, ...), so that this shared VM's slow drift in speed lands on
+    both sides alike instead of on whichever side ran during a slow minute;
+    returns one list of results per callable."""
+    out = [[] for _ in runs]
+    for _ in range(args.repeat):
+        for results, run in zip(out, runs):
+            results.append(run())
+    return out
+
+
+def show_rounds(what: str, ours: list, python: list, key: str) -> None:
+    """Each round's ratio, to stderr: the spread behind a row's medians."""
+    ratios = [o[0][key] / p[0][key] for o, p in zip(ours, python)]
+    print(f"  {what}: per-round ratios " + ", ".join(f"{r:.2f}x" for r in ratios), file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -216,31 +235,33 @@ def main() -> None:
           file=sys.stderr, flush=True)
     if want("camera"):
         cam = camera_images(os.path.join(work, "camera"), args.camera) * args.passes
-        ours = [ours_embed(args, cam) for _ in range(args.repeat)]
-        exact = [ours_embed(args, cam, {"SWITCHYARD_SCALED_DECODE": "false"}) for _ in range(args.repeat)]
-        py = [python_clip(args, ["--images", *cam]) for _ in range(args.repeat)]
+        ours, exact, py = rounds(args, lambda: ours_embed(args, cam),
+                                 lambda: ours_embed(args, cam, {"SWITCHYARD_SCALED_DECODE": "false"}),
+                                 lambda: python_clip(args, ["--images", *cam]))
+        show_rounds("12 MP grainy", ours, py, "images_per_s")
         (o, orss), (e, _), (p, prss) = (median_of(r, "images_per_s") for r in (ours, exact, py))
         table.add(f"CLIP images, {args.camera} x 12 MP JPEG (grainy) x {args.passes}", "images/s", o, p)
         table.add("  same, exact PIL decode", "images/s", e, p)
         memory.add("CLIP images, 12 MP JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
     if want("smooth"):
         cam = camera_images(os.path.join(work, "camera_smooth"), args.camera, grain=0) * args.passes
-        ours = [ours_embed(args, cam) for _ in range(args.repeat)]
-        py = [python_clip(args, ["--images", *cam]) for _ in range(args.repeat)]
+        ours, py = rounds(args, lambda: ours_embed(args, cam), lambda: python_clip(args, ["--images", *cam]))
+        show_rounds("12 MP smooth", ours, py, "images_per_s")
         (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"CLIP images, {args.camera} x 12 MP JPEG (smooth) x {args.passes}", "images/s", o, p)
     if want("small"):
         small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
-        ours = [ours_embed(args, small) for _ in range(args.repeat)]
-        py = [python_clip(args, ["--images", *small]) for _ in range(args.repeat)]
+        ours, py = rounds(args, lambda: ours_embed(args, small), lambda: python_clip(args, ["--images", *small]))
+        show_rounds("640 px", ours, py, "images_per_s")
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"CLIP images, {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
         memory.add("CLIP images, 640 px JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
     if want("int8"):
         # The opt-in int8 towers (CLIP_ENGINE=onnx-int8), against the same float32 Python reference.
         small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
-        ours = [ours_embed(args, small, {"CLIP_ENGINE": "onnx-int8"}) for _ in range(args.repeat)]
-        py = [python_clip(args, ["--images", *small]) for _ in range(args.repeat)]
+        ours, py = rounds(args, lambda: ours_embed(args, small, {"CLIP_ENGINE": "onnx-int8"}),
+                          lambda: python_clip(args, ["--images", *small]))
+        show_rounds("640 px int8", ours, py, "images_per_s")
         (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"CLIP images int8 (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
     if want("texts"):
@@ -248,15 +269,16 @@ def main() -> None:
         os.makedirs(work, exist_ok=True)
         with open(texts_file, "w", encoding="utf-8") as f:
             f.write("\n".join(bench_clip.captions(args.texts)) + "\n")
-        ours = [ours_embed(args, ["--texts-file", texts_file]) for _ in range(args.repeat)]
-        py = [python_clip(args, ["--texts-file", texts_file]) for _ in range(args.repeat)]
+        ours, py = rounds(args, lambda: ours_embed(args, ["--texts-file", texts_file]),
+                          lambda: python_clip(args, ["--texts-file", texts_file]))
+        show_rounds("texts", ours, py, "texts_per_s")
         (o, orss), (p, prss) = (median_of(r, "texts_per_s") for r in (ours, py))
         table.add(f"CLIP texts, {args.texts} captions", "texts/s", o, p)
         memory.add("CLIP texts", "peak RSS MB", orss, prss, higher_is_better=False)
     if want("faces"):
         photos = bench_clip.sample_images(os.path.join(work, "images"), args.faces, 640) * args.passes
-        ours = [ours_embed(args, ["--faces", *photos]) for _ in range(args.repeat)]
-        py = [python_faces(args, photos) for _ in range(args.repeat)]
+        ours, py = rounds(args, lambda: ours_embed(args, ["--faces", *photos]), lambda: python_faces(args, photos))
+        show_rounds("faces", ours, py, "images_per_s")
         service = python_faces(args, photos, import_torch=True)
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"faces, {args.faces} x 640 px JPEG x {args.passes}", "images/s", o, p)
