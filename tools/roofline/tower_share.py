@@ -2,7 +2,8 @@
 """How close the CLIP image tower runs to this CPU's FP32 peak (issue 19).
 
 1. Measures the peak with a small FMA kernel (fma_peak.c, compiled here with
-   the system's C compiler: AVX2 + FMA, one thread per core asked).
+   the system's C compiler: 16-lane AVX-512 FMAs where the CPU has AVX-512F,
+   as MLAS picks its kernels, else AVX2 + FMA; one thread per core asked).
 2. Counts the tower's FLOP from the exported ONNX graph (MatMul, Gemm and
    Conv, 2 FLOP per multiply-add, shapes from ONNX shape inference), i.e.
    the arithmetic the model must do, not what a kernel happens to run.
