@@ -27,3 +27,36 @@ pub fn log_model_notes(model: &str, info: &switchyard_core::abi::ModelInfo) {
         tracing::warn!(model, "{key}: {value}");
     }
 }
+
+/// Defines a function that runs `$imp` compiled a second time for the x86-64
+/// CPU feature `$feature` (`"avx2"`, `"fma"`) where the running CPU has it,
+/// and as compiled for the baseline everywhere else: the binary stays
+/// portable and a newer CPU still gets the wider instructions. `$imp` should
+/// be `#[inline(always)]`, so that its body is compiled into the feature
+/// version instead of called from it. Only for code whose results do not
+/// depend on the instructions chosen (integer arithmetic, fused multiply-adds
+/// written as `mul_add`); a test should compare the two where it matters.
+///
+/// ```ignore
+/// cpu_dispatch!(fn sum(v: &[u32]) -> u32 = sum_impl if "avx2");
+/// ```
+macro_rules! cpu_dispatch {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $imp:ident if $feature:tt) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = $feature)]
+                unsafe fn with_feature($($arg: $ty),*) $(-> $ret)? {
+                    $imp($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!($feature) {
+                    // SAFETY: the CPU has the feature, checked just above.
+                    return unsafe { with_feature($($arg),*) };
+                }
+            }
+            $imp($($arg),*)
+        }
+    };
+}
+pub(crate) use cpu_dispatch;

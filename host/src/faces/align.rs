@@ -21,6 +21,7 @@
 //!   identical.
 
 use crate::image::RgbImage;
+use crate::util::cpu_dispatch;
 
 /// Side of the aligned crop ArcFace takes.
 pub const CROP_SIZE: usize = 112;
@@ -69,26 +70,15 @@ fn invert(m: &[f64; 6]) -> [f64; 6] {
     [a11, a12, b1, a21, a22, b2]
 }
 
-/// `cv2.warpAffine(img, m, (size, size), borderValue=0)` for an RGB image
-/// (channel order does not matter: channels are independent).
-///
-/// `f32::mul_add` is a libm call unless the CPU's FMA unit is enabled at
-/// compile time; where the CPU has one, the same code is compiled with it
-/// (results are identical: a fused multiply-add is exact either way).
-pub fn warp_affine(img: &RgbImage, m: &[f64; 6], size: usize) -> RgbImage {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports FMA, checked just above.
-        return unsafe { warp_affine_fma(img, m, size) };
-    }
-    warp_affine_impl(img, m, size)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn warp_affine_fma(img: &RgbImage, m: &[f64; 6], size: usize) -> RgbImage {
-    warp_affine_impl(img, m, size)
-}
+cpu_dispatch!(
+    /// `cv2.warpAffine(img, m, (size, size), borderValue=0)` for an RGB image
+    /// (channel order does not matter: channels are independent).
+    ///
+    /// `f32::mul_add` is a libm call unless the CPU's FMA unit is enabled at
+    /// compile time; where the CPU has one, the same code is compiled with it
+    /// (results are identical: a fused multiply-add is exact either way).
+    pub fn warp_affine(img: &RgbImage, m: &[f64; 6], size: usize) -> RgbImage = warp_affine_impl if "fma"
+);
 
 #[inline(always)]
 fn warp_affine_impl(img: &RgbImage, m: &[f64; 6], size: usize) -> RgbImage {

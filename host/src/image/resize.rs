@@ -21,6 +21,7 @@
 use std::ops::Range;
 
 use super::rgb::RgbImage;
+use crate::util::cpu_dispatch;
 
 /// Resampling filters, as PIL names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,21 +119,10 @@ fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Horizontal pass over rows `rows` of `src` (width `src_w`), into `dst` (width `w.start.len()`).
-fn convolve_rows(src: &[u8], src_w: usize, rows: Range<usize>, w: &Weights, dst: &mut [u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { convolve_rows_avx2(src, src_w, rows, w, dst) };
-    }
-    convolve_rows_impl(src, src_w, rows, w, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn convolve_rows_avx2(src: &[u8], src_w: usize, rows: Range<usize>, w: &Weights, dst: &mut [u8]) {
-    convolve_rows_impl(src, src_w, rows, w, dst)
-}
+cpu_dispatch!(
+    /// Horizontal pass over rows `rows` of `src` (width `src_w`), into `dst` (width `w.start.len()`).
+    fn convolve_rows(src: &[u8], src_w: usize, rows: Range<usize>, w: &Weights, dst: &mut [u8]) = convolve_rows_impl if "avx2"
+);
 
 #[inline(always)]
 fn convolve_rows_impl(src: &[u8], src_w: usize, rows: Range<usize>, w: &Weights, dst: &mut [u8]) {
@@ -158,21 +148,10 @@ fn convolve_rows_impl(src: &[u8], src_w: usize, rows: Range<usize>, w: &Weights,
     }
 }
 
-/// Vertical pass: `src` has `width` pixels a row and starts at source row `row0`.
-fn convolve_columns(src: &[u8], width: usize, row0: usize, w: &Weights, dst: &mut [u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { convolve_columns_avx2(src, width, row0, w, dst) };
-    }
-    convolve_columns_impl(src, width, row0, w, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn convolve_columns_avx2(src: &[u8], width: usize, row0: usize, w: &Weights, dst: &mut [u8]) {
-    convolve_columns_impl(src, width, row0, w, dst)
-}
+cpu_dispatch!(
+    /// Vertical pass: `src` has `width` pixels a row and starts at source row `row0`.
+    fn convolve_columns(src: &[u8], width: usize, row0: usize, w: &Weights, dst: &mut [u8]) = convolve_columns_impl if "avx2"
+);
 
 #[inline(always)]
 fn convolve_columns_impl(src: &[u8], width: usize, row0: usize, w: &Weights, dst: &mut [u8]) {
