@@ -6,9 +6,10 @@
 Same machine, same weights (models/), same input files, same thread count
 (--threads, default: every core), each side in its own process, each
 measurement repeated --repeat times, the two sides taking turns (ours,
-python, ours, ...: the VM's drift in speed falls on both alike); the table
-shows medians and the ratio ours / python, stderr each round's ratio (for times and memory, python / ours: above 1 is better for us
-in every column).
+python, ours, ...: the VM's drift in speed falls on both alike). The table
+shows medians and the ratio ours / python (for times and memory, python /
+ours: above 1 is better for us in every column); stderr shows each round's
+ratio.
 
 Rows:
   clip camera    CLIP images end to end from 12 MP JPEGs (4000x3000 photos with

@@ -51,9 +51,12 @@ def fuse(model, heads: int, causal: bool) -> int:
             name = producer[name].input[0]
         return inits.get(name)
 
-    constants = {o: numpy_helper.to_array(a.t).tolist() for n in graph.node if n.op_type == "Constant"
-                 for a in n.attribute if a.name == "value" for o in n.output}
-    constants.update({t.name: numpy_helper.to_array(t).tolist() for t in graph.initializer if len(t.dims) <= 1})
+    # Small integer tensors only (Slice axes): the weights need not be read.
+    small = [(o, a.t) for n in graph.node if n.op_type == "Constant"
+             for a in n.attribute if a.name == "value" for o in n.output]
+    small += [(t.name, t) for t in graph.initializer]
+    constants = {name: numpy_helper.to_array(t).tolist() for name, t in small
+                 if len(t.dims) <= 1 and (not t.dims or t.dims[0] <= 4)}
 
     def slices_rows(n):
         """A Slice along the sequence axis (axis 1 of [B, L, H])."""
