@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
+use switchyard_tests::http::multipart::{form, Part};
 use switchyard_tests::http::{cosine, send, Reply, Server};
 use switchyard_tests::{root, temp_dir, venv_python};
 
@@ -57,34 +58,6 @@ const TEXTS: [&str; 4] = [
     // over 77 tokens: truncated to 75 and the end token
     "photograph of many words repeated again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again and again",
 ];
-
-/// A form field of the multipart body, as undici writes a FormData.
-enum Part<'a> {
-    Field(&'a str, &'a str),
-    Blob(&'a str, &'a [u8]),
-}
-
-fn form(parts: &[Part<'_>]) -> (String, Vec<u8>) {
-    let boundary = "----formdata-undici-0123456789";
-    let mut body = Vec::new();
-    for part in parts {
-        match part {
-            Part::Field(name, value) => {
-                body.extend(
-                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                        .bytes(),
-                );
-            }
-            Part::Blob(name, bytes) => {
-                body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"blob\"\r\nContent-Type: application/octet-stream\r\n\r\n").bytes());
-                body.extend_from_slice(bytes);
-                body.extend_from_slice(b"\r\n");
-            }
-        }
-    }
-    body.extend(format!("--{boundary}--\r\n").bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
 
 fn predict(parts: &[Part<'_>]) -> Reply {
     let (content_type, body) = form(parts);
@@ -181,7 +154,7 @@ fn clip_image_embeddings_match_immichs_service() {
     for (path, want) in images().iter().zip(reference) {
         let bytes = std::fs::read(path).unwrap();
         let entries = clip_visual();
-        let r = predict(&[Part::Field("entries", &entries), Part::Blob("image", &bytes)]);
+        let r = predict(&[Part::Field("entries", &entries), Part::File("image", "blob", &bytes)]);
         assert_eq!(r.status, 200, "{}: {:?}", path.display(), r.body);
         assert_eq!(keys(&r.body), ["clip", "imageHeight", "imageWidth"], "{:?}", r.body);
         assert_eq!(r.body["imageWidth"], want["imageWidth"], "{}", path.display());
@@ -223,7 +196,7 @@ fn faces_match_immichs_service_at_each_min_score() {
         let bytes = std::fs::read(path).unwrap();
         for (k, score) in MIN_SCORES.iter().enumerate() {
             let entries = faces(score);
-            let r = predict(&[Part::Field("entries", &entries), Part::Blob("image", &bytes)]);
+            let r = predict(&[Part::Field("entries", &entries), Part::File("image", "blob", &bytes)]);
             assert_eq!(r.status, 200, "{}: {:?}", path.display(), r.body);
             assert_eq!(keys(&r.body), ["facial-recognition", "imageHeight", "imageWidth"]);
             assert_eq!(r.body["imageWidth"], want["imageWidth"]);
@@ -267,13 +240,15 @@ fn faces_match_immichs_service_at_each_min_score() {
 fn an_image_wins_over_text_as_in_immichs_service() {
     let bytes = std::fs::read(&images()[1]).unwrap();
     let entries = clip_visual();
-    let alone = predict(&[Part::Field("entries", &entries), Part::Blob("image", &bytes)]);
-    let both = predict(&[Part::Field("entries", &entries), Part::Field("text", "a cat"), Part::Blob("image", &bytes)]);
+    let alone = predict(&[Part::Field("entries", &entries), Part::File("image", "blob", &bytes)]);
+    let both =
+        predict(&[Part::Field("entries", &entries), Part::Field("text", "a cat"), Part::File("image", "blob", &bytes)]);
     assert_eq!(both.status, 200, "{:?}", both.body);
     assert_eq!(both.body, alone.body);
     // A text task with an image is refused: Immich would feed the image to the tokenizer.
     let textual = clip_textual(None);
-    let r = predict(&[Part::Field("entries", &textual), Part::Field("text", "a cat"), Part::Blob("image", &bytes)]);
+    let r =
+        predict(&[Part::Field("entries", &textual), Part::Field("text", "a cat"), Part::File("image", "blob", &bytes)]);
     assert_eq!((r.status, r.body["error_type"].as_str()), (422, Some("validation")), "{:?}", r.body);
 }
 
@@ -289,7 +264,7 @@ fn assert_error(r: &Reply, status: u16, error_type: &str, says: &[&str]) {
 #[test]
 fn bad_requests_get_immichs_statuses_and_say_what_to_fix() {
     let bytes = std::fs::read(&images()[3]).unwrap();
-    let img = || Part::Blob("image", &bytes);
+    let img = || Part::File("image", "blob", &bytes);
     // neither image nor text: 400, as Immich's service answers
     let entries = clip_visual();
     assert_error(&predict(&[Part::Field("entries", &entries)]), 400, "bad_request", &["`image`", "`text`"]);
@@ -327,7 +302,7 @@ fn bad_requests_get_immichs_statuses_and_say_what_to_fix() {
     );
     // bytes that are not an image
     assert_error(
-        &predict(&[Part::Field("entries", &entries), Part::Blob("image", b"not an image")]),
+        &predict(&[Part::Field("entries", &entries), Part::File("image", "blob", b"not an image")]),
         422,
         "invalid_image",
         &[],
