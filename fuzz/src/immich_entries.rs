@@ -38,6 +38,7 @@ use switchyard::server::error::ApiError;
 use switchyard::server::routes::immich::{read_request, Predict, PredictInput};
 
 use crate::request_parse::{block_on, check_refusal, request, LIMITS};
+use crate::{multipart_form, Part};
 
 /// The form boundary of the built requests and of mode 1's bodies.
 pub const BOUNDARY: &str = "immichFuzzBoundary7f3a";
@@ -303,25 +304,9 @@ fn build(u: &mut Unstructured<'_>) -> Result<(Value, std::result::Result<Plan, V
     Ok((Value::Object(tasks), expected))
 }
 
-/// A form part: the field name, a file name, the content.
-type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
-
-/// A `multipart/form-data` body of `parts`, as Node's `FormData` writes one.
+/// A `multipart/form-data` body of `parts` with [`BOUNDARY`].
 fn form(parts: &[Part<'_>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, file, content) in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
-        if let Some(file) = file {
-            body.extend_from_slice(
-                format!("; filename=\"{file}\"\r\nContent-Type: application/octet-stream").as_bytes(),
-            );
-        }
-        body.extend_from_slice(b"\r\n\r\n");
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
+    multipart_form(BOUNDARY, parts)
 }
 
 /// The route's reading and checks of a form body.

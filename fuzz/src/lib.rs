@@ -19,6 +19,29 @@ pub mod tokenizer;
 /// A target's body: one input; panics when an invariant breaks.
 pub type Body = fn(&[u8]);
 
+/// A form part: the field name, a file name (a file part) or none (a text
+/// field), the content.
+pub type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body of `parts` with `boundary`, as a browser or
+/// Node's `FormData` writes one (file parts as `application/octet-stream`).
+pub fn multipart_form(boundary: &str, parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, content) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        if let Some(file) = file {
+            body.extend_from_slice(
+                format!("; filename=\"{file}\"\r\nContent-Type: application/octet-stream").as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
 /// Every target: its name (the folder under `corpus/` and `regressions/`,
 /// the binary `cargo fuzz run` takes) and its body.
 pub const TARGETS: &[(&str, Body)] = &[

@@ -14,6 +14,7 @@
 //! within the limits; every refusal is a 4xx [`ApiError`] of the kinds a
 //! client can cause (never `internal`, never a 5xx); the wrappings round-trip.
 
+use crate::multipart_form;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -124,13 +125,7 @@ fn round_trips(body: &[u8]) {
     while body.windows(boundary.len()).any(|w| w == boundary.as_bytes()) {
         boundary.push('x');
     }
-    let mut form = Vec::new();
-    for name in ["a.jpg", "b.png"] {
-        form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"images\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
-        form.extend_from_slice(body);
-        form.extend_from_slice(b"\r\n");
-    }
-    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let form = multipart_form(&boundary, &[("images", Some("a.jpg"), body), ("images", Some("b.png"), body)]);
     let content_type = format!("multipart/form-data; boundary={boundary}");
     let parts = images(Some(content_type.as_bytes()), form).expect("a well-formed multipart body is accepted");
     assert_eq!(parts, [body, body], "multipart files changed");
