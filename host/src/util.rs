@@ -37,7 +37,7 @@ pub fn log_model_notes(model: &str, info: &switchyard_core::abi::ModelInfo) {
 /// depend on the instructions chosen (integer arithmetic, fused multiply-adds
 /// written as `mul_add`); a test should compare the two where it matters.
 ///
-/// ```ignore
+/// ```text
 /// cpu_dispatch!(fn sum(v: &[u32]) -> u32 = sum_impl if "avx2");
 /// ```
 macro_rules! cpu_dispatch {
