@@ -23,6 +23,9 @@ Rows:
   clip 640px     the same from 640 px JPEGs (where the model is the cost).
   clip int8      ours with the opt-in int8 towers (CLIP_ENGINE=onnx-int8) on
                  the 640 px files, against the float32 Python reference.
+  clip bf16      ours with CLIP_ENGINE=torchscript-bf16 (float32 towers whose
+                 matmuls take bfloat16 inputs on AMX/AVX-512-BF16) on the
+                 640 px files, against the float32 Python reference.
   clip texts     captions, texts/s.
   faces          end to end from files: `switchyard embed --faces` vs
                  insightface's FaceAnalysis(buffalo_l, detection + recognition)
@@ -221,7 +224,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=32, help="640 px JPEGs")
     ap.add_argument("--texts", type=int, default=256)
     ap.add_argument("--faces", type=int, default=32, help="640 px photos for the faces row")
-    ap.add_argument("--only", default="", help="comma list of: camera,smooth,small,int8,texts,faces,decision,tower,boundary")
+    ap.add_argument("--only", default="", help="comma list of: camera,smooth,small,int8,bf16,texts,faces,decision,tower,boundary")
     ap.add_argument("--clip-dir", default=os.path.join(ROOT, "models/clip/ViT-B-32"))
     ap.add_argument("--face-dir", default=os.path.join(ROOT, "models/faces/buffalo_l"))
     args = ap.parse_args()
@@ -265,6 +268,14 @@ def main() -> None:
         show_rounds("640 px int8", ours, py, "images_per_s")
         (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"CLIP images int8 (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
+    if want("bf16"):
+        # The opt-in bf16-matmul TorchScript towers (CLIP_ENGINE=torchscript-bf16), same reference.
+        small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
+        ours, py = rounds(args, lambda: ours_embed(args, small, {"CLIP_ENGINE": "torchscript-bf16"}),
+                          lambda: python_clip(args, ["--images", *small]))
+        show_rounds("640 px bf16", ours, py, "images_per_s")
+        (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
+        table.add(f"CLIP images bf16 matmuls (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
     if want("texts"):
         texts_file = os.path.join(work, "texts.txt")
         os.makedirs(work, exist_ok=True)

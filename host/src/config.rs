@@ -176,7 +176,8 @@ pub struct ModelArgs {
     #[arg(long, env = "FACE_MODEL_NAME", default_value = "buffalo_l")]
     pub face_model_name: String,
     /// Which exported CLIP files to run: auto (the faster on this device, by measurement), torchscript, onnx, or
-    /// onnx-int8 (opt-in int8 towers from tools/quantize_clip.py: faster, close to but not equal to float32).
+    /// onnx-int8 (opt-in int8 towers from tools/quantize_clip.py: faster, close to but not equal to float32), or
+    /// torchscript-bf16 (opt-in, CPU: float32 towers whose matmuls take bfloat16 inputs on AMX/AVX-512-BF16).
     #[arg(long, env = "CLIP_ENGINE", default_value = "auto")]
     pub clip_engine: String,
 }
@@ -202,7 +203,10 @@ impl ModelArgs {
             "torchscript" | "ts" => Ok(Some(ClipEngine::Torchscript)),
             "onnx" => Ok(Some(ClipEngine::Onnx)),
             "onnx-int8" | "int8" => Ok(Some(ClipEngine::OnnxInt8)),
-            other => anyhow::bail!("`CLIP_ENGINE={other}` is not an engine; use auto, torchscript, onnx or onnx-int8"),
+            "torchscript-bf16" | "bf16" => Ok(Some(ClipEngine::TorchscriptBf16)),
+            other => anyhow::bail!(
+                "`CLIP_ENGINE={other}` is not an engine; use auto, torchscript, onnx, onnx-int8 or torchscript-bf16"
+            ),
         }
     }
 }

@@ -133,7 +133,32 @@ impl TorchBackend {
                 });
             }
         }
-        let model = TorchModel::load(&spec.name, path, self.device, dtype)?;
+        let bf16_matmul = match option("fp32_matmul").map(str::trim) {
+            None | Some("" | "float32" | "ieee") => false,
+            Some("bf16" | "bfloat16") => true,
+            Some(other) => {
+                return Err(PluginError::BadInput {
+                    index: 0,
+                    reason: format!("`fp32_matmul={other}` is not a precision; use float32 or bf16"),
+                }
+                .into())
+            }
+        };
+        if bf16_matmul && self.device != tch::Device::Cpu {
+            return Err(TorchError::Bf16MatmulOnGpu { model: spec.name.to_string(), device: self.label.clone() });
+        }
+        let model = TorchModel::load(&spec.name, path, self.device, dtype, bf16_matmul)?;
+        let mut extra = Vec::new();
+        if bf16_matmul {
+            let note = if crate::precision::bf16_hardware() {
+                "float32 matmuls and convolutions take bfloat16 inputs (oneDNN on AVX-512-BF16/AMX), \
+                 float32 accumulation: close to, not equal to, float32"
+            } else {
+                "bf16 matmul inputs were asked for, but this CPU has no AVX-512-BF16 or AMX: \
+                 it runs plain float32 (oneDNN declines), at float32 speed"
+            };
+            extra.push(("precision".to_string(), note.to_string()));
+        }
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.models.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(model));
         Ok(ModelInfo {
@@ -142,7 +167,7 @@ impl TorchBackend {
             device: self.label.as_str().into(),
             inputs: RVec::new(),
             outputs: RVec::new(),
-            extra: RVec::new(),
+            extra: kv(extra),
         })
     }
 

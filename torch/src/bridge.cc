@@ -94,6 +94,22 @@ void set_cuda_flags(bool tf32_matmul, bool tf32_cudnn, bool cudnn_benchmark) {
   });
 }
 
+void set_mkldnn_bf16(bool on) {
+  guarded("setting oneDNN's float32 precision", [&] {
+    auto p = on ? at::Float32Precision::BF16 : at::Float32Precision::IEEE;
+    auto& ctx = at::globalContext();
+    ctx.setFloat32Precision(at::Float32Backend::MKLDNN, at::Float32Op::MATMUL, p);
+    ctx.setFloat32Precision(at::Float32Backend::MKLDNN, at::Float32Op::CONV, p);
+  });
+}
+
+bool mkldnn_bf16() {
+  return guarded("reading oneDNN's float32 precision", [] {
+    return at::globalContext().float32Precision(at::Float32Backend::MKLDNN, at::Float32Op::MATMUL) ==
+           at::Float32Precision::BF16;
+  });
+}
+
 CudaFlags cuda_flags() {
   return guarded("reading TF32 and cuDNN benchmark", [] {
     auto& ctx = at::globalContext();

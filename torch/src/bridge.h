@@ -35,6 +35,13 @@ int32_t cuda_device_count();
 void set_cuda_flags(bool tf32_matmul, bool tf32_cudnn, bool cudnn_benchmark);
 CudaFlags cuda_flags();
 
+// oneDNN's float32 precision for matmuls and convolutions on the CPU
+// (torch.backends.mkldnn.{matmul,conv}.fp32_precision): on, "bf16" (inputs
+// rounded to bfloat16, float32 accumulation and outputs, AMX/AVX-512-BF16
+// kernels); off, "ieee". Process-wide: at::globalContext().
+void set_mkldnn_bf16(bool on);
+bool mkldnn_bf16();
+
 // The MPS allocator: bytes allocated now, and what the Metal driver holds for it.
 MemoryFigures mps_memory();
 void mps_empty_cache();

@@ -1,6 +1,7 @@
 //! The libtorch C++ calls tch does not wrap, through a cxx bridge: the
 //! caching allocator's figures and cache release (CUDA, MPS) and the CUDA
-//! precision/kernel switches (TF32, cuDNN benchmark). The C++ half is
+//! precision/kernel switches (TF32, cuDNN benchmark), oneDNN's float32
+//! precision on the CPU (bf16 matmul inputs). The C++ half is
 //! `bridge.cc`, compiled by build.rs against the headers of the libtorch tch
 //! links (`DEP_TCH_LIBTORCH_LIB`/../include), with torch's C++ ABI flag.
 //!
@@ -45,6 +46,8 @@ mod ffi {
         fn cuda_device_count() -> Result<i32>;
         fn set_cuda_flags(tf32_matmul: bool, tf32_cudnn: bool, cudnn_benchmark: bool) -> Result<()>;
         fn cuda_flags() -> Result<CudaFlags>;
+        fn set_mkldnn_bf16(on: bool) -> Result<()>;
+        fn mkldnn_bf16() -> Result<bool>;
         fn mps_memory() -> Result<MemoryFigures>;
         fn mps_empty_cache() -> Result<()>;
         fn throw_for_test(kind: u8) -> Result<()>;
@@ -52,6 +55,6 @@ mod ffi {
 }
 
 pub use ffi::{
-    cuda_device_count, cuda_empty_cache, cuda_flags, cuda_memory, cuda_reset_peak, mps_empty_cache, mps_memory,
-    set_cuda_flags, throw_for_test, CudaFlags, MemoryFigures,
+    cuda_device_count, cuda_empty_cache, cuda_flags, cuda_memory, cuda_reset_peak, mkldnn_bf16, mps_empty_cache,
+    mps_memory, set_cuda_flags, set_mkldnn_bf16, throw_for_test, CudaFlags, MemoryFigures,
 };

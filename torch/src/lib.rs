@@ -22,6 +22,7 @@ pub mod bridge;
 pub mod error;
 pub mod gpu;
 pub mod model;
+pub mod precision;
 pub mod tensor;
 
 pub use backend::TorchBackend;

@@ -25,11 +25,20 @@ pub struct TorchModel {
     module: tch::CModule,
     device: tch::Device,
     float_kind: tch::Kind,
+    /// oneDNN bf16 matmul inputs for this model's float32 matmuls (CPU only; [`crate::precision`]).
+    bf16_matmul: bool,
 }
 
 impl TorchModel {
     /// Loads `path` onto `device`, converting float weights to `dtype` when given.
-    pub fn load(name: &str, path: &Path, device: tch::Device, dtype: Option<DType>) -> Result<Self, TorchError> {
+    /// `bf16_matmul`: run its float32 matmuls with bfloat16 inputs (the CPU only).
+    pub fn load(
+        name: &str,
+        path: &Path,
+        device: tch::Device,
+        dtype: Option<DType>,
+        bf16_matmul: bool,
+    ) -> Result<Self, TorchError> {
         let torch_err = |source| TorchError::Torch { during: "loading", model: name.to_string(), source };
         let mut module = tch::CModule::load_on_device(path, device).map_err(torch_err)?;
         module.f_set_eval().map_err(torch_err)?;
@@ -37,7 +46,7 @@ impl TorchModel {
         if float_kind != tch::Kind::Float {
             module.to(device, float_kind, false);
         }
-        Ok(TorchModel { name: name.to_string(), module, device, float_kind })
+        Ok(TorchModel { name: name.to_string(), module, device, float_kind, bf16_matmul })
     }
 
     /// Runs `forward` on the inputs; returns every tensor the module returned, flattened.
@@ -57,7 +66,13 @@ impl TorchModel {
             }
             ivalues.push(tch::IValue::Tensor(t));
         }
-        let out = self.module.forward_is(&ivalues).map_err(torch_err)?;
+        let out = if self.device == tch::Device::Cpu {
+            crate::precision::with_precision(self.bf16_matmul, || self.module.forward_is(&ivalues))
+                .map_err(|source| TorchError::Precision { model: self.name.clone(), source })?
+        } else {
+            self.module.forward_is(&ivalues)
+        }
+        .map_err(torch_err)?;
         let mut tensors = Vec::new();
         self.flatten(out, &mut tensors)?;
         // Half-precision outputs go back as float32: the host's pipelines read f32.
