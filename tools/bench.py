@@ -260,22 +260,18 @@ def main() -> None:
         (o, orss), (p, prss) = (median_of(r, "images_per_s") for r in (ours, py))
         table.add(f"CLIP images, {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
         memory.add("CLIP images, 640 px JPEG", "peak RSS MB", orss, prss, higher_is_better=False)
-    if want("int8"):
-        # The opt-in int8 towers (CLIP_ENGINE=onnx-int8), against the same float32 Python reference.
+    # The opt-in engines on the 640 px files, against the same float32 Python reference:
+    # the int8 towers (CLIP_ENGINE=onnx-int8) and the TorchScript towers with bf16 matmul
+    # inputs (CLIP_ENGINE=torchscript-bf16).
+    for key, engine, label in (("int8", "onnx-int8", "int8"), ("bf16", "torchscript-bf16", "bf16 matmuls")):
+        if not want(key):
+            continue
         small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
-        ours, py = rounds(args, lambda: ours_embed(args, small, {"CLIP_ENGINE": "onnx-int8"}),
-                          lambda: python_clip(args, ["--images", *small]))
-        show_rounds("640 px int8", ours, py, "images_per_s")
+        ours, py = rounds(args, lambda: ours_embed(args, small, {"CLIP_ENGINE": engine}),  # noqa: B023
+                          lambda: python_clip(args, ["--images", *small]))  # noqa: B023
+        show_rounds(f"640 px {key}", ours, py, "images_per_s")
         (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
-        table.add(f"CLIP images int8 (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
-    if want("bf16"):
-        # The opt-in bf16-matmul TorchScript towers (CLIP_ENGINE=torchscript-bf16), same reference.
-        small = bench_clip.sample_images(os.path.join(work, "images"), args.small, 640) * args.passes
-        ours, py = rounds(args, lambda: ours_embed(args, small, {"CLIP_ENGINE": "torchscript-bf16"}),
-                          lambda: python_clip(args, ["--images", *small]))
-        show_rounds("640 px bf16", ours, py, "images_per_s")
-        (o, _), (p, _) = (median_of(r, "images_per_s") for r in (ours, py))
-        table.add(f"CLIP images bf16 matmuls (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
+        table.add(f"CLIP images {label} (opt-in), {args.small} x 640 px JPEG x {args.passes}", "images/s", o, p)
     if want("texts"):
         texts_file = os.path.join(work, "texts.txt")
         os.makedirs(work, exist_ok=True)
