@@ -14,8 +14,9 @@
 //! the engine, so no companion links `ort`.
 //!
 //! What tch does not wrap (the caching allocator's figures and cache
-//! release, TF32 and cuDNN settings) goes through a small cxx bridge to
-//! libtorch's C++ API ([`bridge`], used through [`gpu`]).
+//! release, TF32 and cuDNN settings, oneDNN's float32 precision on the CPU)
+//! goes through a small cxx bridge to libtorch's C++ API ([`bridge`], used
+//! through [`gpu`] and [`precision`]).
 
 pub mod backend;
 pub mod bridge;
