@@ -155,7 +155,8 @@ impl TorchBackend {
                  float32 accumulation: close to, not equal to, float32"
             } else {
                 "bf16 matmul inputs were asked for, but this CPU has no AVX-512-BF16 or AMX: \
-                 it runs plain float32 (oneDNN declines), at float32 speed"
+                 expect no speed-up (oneDNN runs float32 here, or emulates bfloat16 on AVX-512); \
+                 use CLIP_ENGINE=auto"
             };
             extra.push(("precision".to_string(), note.to_string()));
         }

@@ -9,8 +9,10 @@
 //! so one process holding an exact model and a bf16 one must not let them
 //! overlap: [`with_precision`] lets calls of the same precision run together
 //! and makes a call of the other precision wait until they are done, then
-//! flips the switch. On a CPU without bfloat16 hardware oneDNN declines and
-//! libtorch runs plain float32 ([`bf16_hardware`] says which, for the notes).
+//! flips the switch. Without bfloat16 hardware there is nothing to gain:
+//! libtorch runs float32 on CPUs below AVX-512, and on AVX-512 without BF16
+//! oneDNN may emulate the rounding (unmeasured; [`bf16_hardware`] says
+//! which case this is, for the model notes).
 
 use std::sync::{Condvar, Mutex};
 
