@@ -52,12 +52,11 @@ pub fn with_precision<T>(bf16: bool, body: impl FnOnce() -> T) -> Result<T, cxx:
     Ok(body())
 }
 
-/// Whether this CPU has the bfloat16 instructions oneDNN's bf16 matmuls need
-/// (AVX-512-BF16 or AMX-BF16); without them the `bf16` precision runs as float32.
+/// Whether this CPU has the bfloat16 instructions that make oneDNN's bf16
+/// matmuls pay (AVX-512-BF16, which every AMX-BF16 CPU has too).
 pub fn bf16_hardware() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        // Every CPU with AMX-BF16 has AVX-512-BF16 too.
         std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]

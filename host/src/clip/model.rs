@@ -93,8 +93,9 @@ pub enum ClipEngine {
     /// `visual.pt` / `textual.pt` through libtorch on the CPU, their float32
     /// matmuls and convolutions fed bfloat16 inputs (oneDNN's fpmath mode on
     /// AMX or AVX-512-BF16, float32 accumulation; torch/src/precision.rs):
-    /// about 2x the tower's speed where the CPU has bfloat16 hardware, cosine
-    /// about 0.999996 to float32. Only when asked (`CLIP_ENGINE=torchscript-bf16`).
+    /// about 1.3-1.4x the images/s of float32 TorchScript where the CPU has
+    /// bfloat16 instructions, cosine about 0.99999 to float32 (docs/benchmarks.md).
+    /// Only when asked (`CLIP_ENGINE=torchscript-bf16`), never by `auto`.
     #[serde(rename = "torchscript-bf16")]
     TorchscriptBf16,
 }
