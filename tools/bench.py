@@ -34,8 +34,9 @@ Rows:
                  (in-process figure and whole process) vs `import torch` +
                  torch.cuda.is_available() (tools/bench_decision.py).
   tower          the image tower alone in ONNX Runtime at batch 1, 8 and 32:
-                 GFLOP/s and share of this CPU's measured FP32 peak
-                 (tools/roofline/tower_share.py).
+                 GFLOP/s and share of this CPU's measured FP32 peak, and
+                 the same for the tower's GEMMs alone, what ONNX Runtime's
+                 kernels reach on that work (tools/roofline/tower_share.py).
   boundary       one call across the plugin ABI (target/release/boundary) as a
                  share of a batch-1 image embedding.
   peak memory    peak RSS of each process above (its own VmHWM, polled; not
@@ -306,7 +307,9 @@ def main() -> None:
               f"{min(report['peak_rounds']):.0f}-{max(report['peak_rounds']):.0f}):")
         for b in report["batches"]:
             print(f"  batch {b['batch']:>2}: {b['images_per_s']} images/s, {b['gflops']} GFLOP/s, "
-                  f"{100 * b['share_of_peak']:.0f}% of peak")
+                  f"{100 * b['share_of_peak']:.0f}% of peak; its GEMMs alone {b['gemm_ceiling_gflops']} GFLOP/s "
+                  f"({100 * b['ceiling_share_of_peak']:.0f}% of peak), the tower at "
+                  f"{100 * b['share_of_ceiling']:.0f}% of that")
     if want("boundary"):
         b = boundary(args)
         print(f"plugin boundary: health() round trip {b['health_ns']:.0f} ns; run() of a 1x1 identity "
