@@ -225,6 +225,19 @@ fn main() -> Result<(), String> {
         steady.iter().copied().max().unwrap_or(0),
     );
     let growth = if first > 0 { (last as f64 - first as f64) / first as f64 * 100.0 } else { f64::NAN };
+    // One sample a minute, so a plateau (arenas reaching their sizes) reads apart from a leak.
+    let by_minute: Vec<f64> = samples
+        .iter()
+        .filter(|(at, _)| *at >= args.warmup_seconds as f64)
+        .scan(f64::NEG_INFINITY, |next, &(at, kb)| {
+            let take = at >= *next;
+            if take {
+                *next = at + 60.0;
+            }
+            Some(take.then_some((kb as f64 / 1024.0 * 10.0).round() / 10.0))
+        })
+        .flatten()
+        .collect();
     let out = json!({
         "concurrency": args.concurrency,
         "seconds": (wall * 10.0).round() / 10.0,
@@ -237,6 +250,7 @@ fn main() -> Result<(), String> {
         "rss_mb_end": (last as f64 / 1024.0 * 10.0).round() / 10.0,
         "rss_mb_max": (max as f64 / 1024.0 * 10.0).round() / 10.0,
         "rss_growth_percent": (growth * 100.0).round() / 100.0,
+        "rss_mb_by_minute": by_minute,
     });
     println!("{out}");
     if unexpected > 0 {
