@@ -177,7 +177,7 @@ pub struct ModelArgs {
     pub face_model_name: String,
     /// Which exported CLIP files to run: auto (the faster on this device, by measurement), torchscript, onnx, or
     /// onnx-int8 (opt-in int8 towers from tools/quantize_clip.py: faster, close to but not equal to float32), or
-    /// torchscript-bf16 (opt-in, CPU: float32 towers whose matmuls take bfloat16 inputs on AMX/AVX-512-BF16).
+    /// torchscript-bf16 (opt-in, CPU: float32 towers whose matmuls take bfloat16 inputs on AMX; exact float32 without AMX).
     #[arg(long, env = "CLIP_ENGINE", default_value = "auto")]
     pub clip_engine: String,
 }

@@ -104,6 +104,51 @@ fn both_engines_give_the_same_embeddings() {
     }
 }
 
+fn embeddings(path: &Path) -> Vec<Vec<f32>> {
+    lines(path)
+        .iter()
+        .map(|r| r["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect())
+        .collect()
+}
+
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter().zip(b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs())).fold(0.0, f32::max)
+}
+
+/// `CLIP_ENGINE=torchscript-bf16` turns oneDNN's bf16 matmuls on only where oneDNN has AMX:
+/// below it (here: oneDNN capped with ONEDNN_MAX_CPU_ISA) the model runs exact float32 and
+/// says so, because oneDNN's bf16 mode computes float32 there, slower (docs/benchmarks.md).
+#[test]
+fn bf16_matmuls_run_only_where_onednn_has_amx() {
+    let dir = temp_dir("cli-bf16");
+    let astronaut = photo("skimage/data/astronaut.png");
+    let run = |name: &str, env: &[(&str, &str)]| {
+        let out = dir.join(format!("{name}.jsonl"));
+        let o = embed(&[astronaut.to_str().unwrap(), "--text", "a rocket", "--out", out.to_str().unwrap()], env);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{name}: {stderr}");
+        (embeddings(&out), stderr)
+    };
+    let (exact, _) = run("float32", &[("CLIP_ENGINE", "torchscript")]);
+    let (capped, stderr) =
+        run("capped", &[("CLIP_ENGINE", "torchscript-bf16"), ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")]);
+    assert!(stderr.contains("running exact float32"), "no note that bf16 is off: {stderr}");
+    let diff = max_abs_diff(&exact, &capped);
+    assert!(diff < 1e-5, "without AMX the model is float32, yet it differs from it by {diff}");
+    let (bf16, stderr) = run("bf16", &[("CLIP_ENGINE", "torchscript-bf16")]);
+    if stderr.contains("oneDNN on AMX") {
+        let diff = max_abs_diff(&exact, &bf16);
+        assert!(diff > 1e-5, "bf16 matmuls on AMX give float32's numbers to {diff}: the switch did nothing");
+        for (a, b) in exact.iter().zip(&bf16) {
+            let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            assert!(cos > 0.9999, "cosine {cos} to float32");
+        }
+    } else {
+        assert!(stderr.contains("running exact float32"), "{stderr}");
+        eprintln!("this CPU has no AMX-BF16: only the float32 fallback was checked");
+    }
+}
+
 #[test]
 fn bad_settings_and_missing_models_are_clear_errors() {
     let o = embed(&["--text", "x"], &[("CLIP_ENGINE", "tensorrt")]);

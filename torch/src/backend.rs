@@ -133,7 +133,7 @@ impl TorchBackend {
                 });
             }
         }
-        let bf16_matmul = match option("fp32_matmul").map(str::trim) {
+        let bf16_asked = match option("fp32_matmul").map(str::trim) {
             None | Some("" | "float32" | "ieee") => false,
             Some("bf16" | "bfloat16") => true,
             Some(other) => {
@@ -144,20 +144,22 @@ impl TorchBackend {
                 .into())
             }
         };
-        if bf16_matmul && self.device != tch::Device::Cpu {
+        if bf16_asked && self.device != tch::Device::Cpu {
             return Err(TorchError::Bf16MatmulOnGpu { model: spec.name.to_string(), device: self.label.clone() });
         }
+        // Without AMX oneDNN's bf16 mode computes float32 anyway, slower than libtorch's own
+        // float32 GEMMs (src/precision.rs): there the model runs exact float32.
+        let bf16_matmul = bf16_asked && crate::precision::amx_bf16();
         let model = TorchModel::load(&spec.name, path, self.device, dtype, bf16_matmul)?;
         let mut extra = Vec::new();
         if bf16_matmul {
-            let note = if crate::precision::bf16_hardware() {
-                "float32 matmuls and convolutions take bfloat16 inputs (oneDNN on AVX-512-BF16/AMX), \
-                 float32 accumulation: close to, not equal to, float32"
-            } else {
-                "bf16 matmul inputs were asked for, but this CPU has no AVX-512-BF16 or AMX: \
-                 expect no speed-up (oneDNN runs float32 here, or emulates bfloat16 on AVX-512); \
-                 use CLIP_ENGINE=auto"
-            };
+            let note = "float32 matmuls and convolutions take bfloat16 inputs (oneDNN on AMX), \
+                        float32 accumulation: close to, not equal to, float32";
+            extra.push(("precision".to_string(), note.to_string()));
+        } else if bf16_asked {
+            let note = "bf16 matmul inputs were asked for, but oneDNN has no AMX-BF16 here (the CPU lacks it, \
+                        or ONEDNN_MAX_CPU_ISA caps it): running exact float32, as CLIP_ENGINE=torchscript does, \
+                        because oneDNN's bf16 mode computes float32 without AMX and 23-25% slower";
             extra.push(("precision".to_string(), note.to_string()));
         }
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);

@@ -92,9 +92,9 @@ pub enum ClipEngine {
     OnnxInt8,
     /// `visual.pt` / `textual.pt` through libtorch on the CPU, their float32
     /// matmuls and convolutions fed bfloat16 inputs (oneDNN's fpmath mode on
-    /// AMX or AVX-512-BF16, float32 accumulation; torch/src/precision.rs):
-    /// about 1.3-1.4x the images/s of float32 TorchScript where the CPU has
-    /// bfloat16 instructions, cosine about 0.99999 to float32 (docs/benchmarks.md).
+    /// AMX, float32 accumulation; torch/src/precision.rs): about 1.3-1.4x the
+    /// images/s of float32 TorchScript where the CPU has AMX, cosine about
+    /// 0.99999 to float32 (docs/benchmarks.md); exact float32 where it has not.
     /// Only when asked (`CLIP_ENGINE=torchscript-bf16`), never by `auto`.
     #[serde(rename = "torchscript-bf16")]
     TorchscriptBf16,
