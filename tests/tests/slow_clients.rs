@@ -125,3 +125,69 @@ fn server_pid(server: &Server) -> u64 {
     let info = send("GET", &format!("{}/info", server.url), &[], b"");
     info.body["pid"].as_u64().expect("/info has the pid")
 }
+
+/// Sends a request head declaring a `length`-byte JSON body and nothing of the body; what the
+/// server answers before it reads any of it (status line and body), or "" if it waits.
+fn answer_to_a_head(server: &Server, length: usize) -> String {
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /v1/embed/text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn request_bodies_held_at_once_stay_within_their_budget() {
+    let server = Server::start(
+        "body-budget",
+        &["--no-faces", "--max-body-bytes", "1000000", "--max-buffered-body-bytes", "2500000"],
+        &[],
+    );
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // Two clients send most of a 1 MB body and stall: they hold 2 x 977 of the 2,441 KiB.
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"POST /v1/embed/text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+                .unwrap();
+            s.write_all(&vec![b' '; 900_000]).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A request that would go over the budget is refused at once, its body unread.
+    let t = Instant::now();
+    let refused = answer_to_a_head(&server, 600_000);
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(refused.contains("SWITCHYARD_MAX_BUFFERED_BODY_BYTES") && refused.contains("overloaded"), "{refused}");
+    assert!(t.elapsed() < Duration::from_secs(2), "refused after {:?}", t.elapsed());
+    // One that fits is served.
+    let ok = post_json(&format!("{}/v1/embed/text", server.url), &json!({"texts": ["a dog"]}), &[]);
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    // The stalled clients go: their share comes back, and the large request is served.
+    drop(stalled);
+    let mut body = br#"{"texts": ["a dog"]}"#.to_vec();
+    body.resize(600_000, b' ');
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply =
+            send("POST", &format!("{}/v1/embed/text", server.url), &[("content-type", "application/json")], &body);
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 429, "{:?}", reply.body);
+        assert!(Instant::now() < deadline, "the stalled bodies' reservations never came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
+    /// Most bytes of request bodies held at once, over all requests: each reserves its
+    /// Content-Length (the body limit when it declares none) until it is answered, and one that
+    /// does not fit gets 429 (0: no limit).
+    #[arg(long, env = "SWITCHYARD_MAX_BUFFERED_BODY_BYTES", default_value_t = 1 << 30)]
+    pub max_buffered_body_bytes: usize,
     /// Most texts or images in one request (413 beyond).
     #[arg(long, env = "SWITCHYARD_MAX_ITEMS", default_value_t = 64)]
     pub max_items: usize,
@@ -177,6 +182,7 @@ fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    pub max_buffered_body_bytes: usize,
     pub max_items: usize,
     pub max_text_chars: usize,
     pub max_pixels: u64,
@@ -225,6 +231,7 @@ impl ServeArgs {
             },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
+                max_buffered_body_bytes: self.max_buffered_body_bytes,
                 max_items: self.max_items.max(1),
                 max_text_chars: self.max_text_chars.max(1),
                 max_pixels: self.decode.max_pixels,

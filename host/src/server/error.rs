@@ -64,6 +64,9 @@ pub enum ApiError {
     /// The model queue is full.
     #[error("the {model} queue is full ({capacity} items waiting); retry later with backoff")]
     Overloaded { model: &'static str, capacity: usize },
+    /// The request bodies held at once would go over their budget.
+    #[error("the server already holds {held} bytes of request bodies and this one declares {asked}, over the budget of {limit} bytes (SWITCHYARD_MAX_BUFFERED_BODY_BYTES); retry later with backoff, or raise the budget")]
+    BodiesBuffered { limit: usize, held: usize, asked: usize },
     #[error("the models are still loading; poll /ready and retry")]
     NotReady,
     /// The face models were not loaded (missing, or switched off); the message says how to fix it.
@@ -140,7 +143,7 @@ impl ApiError {
             | ApiError::ModelRefusedInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ModelNotFound { .. } | ApiError::ModelUnavailable(_) => StatusCode::NOT_FOUND,
             ApiError::DeviceOutOfMemory(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } | ApiError::BodiesBuffered { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady
             | ApiError::ShuttingDown
             | ApiError::FacesUnavailable(_)
@@ -171,7 +174,7 @@ impl ApiError {
             ApiError::DeviceOutOfMemory(_) => "device_out_of_memory",
             ApiError::ModelRefusedInput(_) => "invalid_input",
             ApiError::InvalidImage { .. } => "invalid_image",
-            ApiError::Overloaded { .. } => "overloaded",
+            ApiError::Overloaded { .. } | ApiError::BodiesBuffered { .. } => "overloaded",
             ApiError::NotReady => "not_ready",
             ApiError::FacesUnavailable(_) => "faces_unavailable",
             ApiError::ShuttingDown => "shutting_down",

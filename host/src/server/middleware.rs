@@ -1,5 +1,6 @@
 //! Per-request plumbing: a request id, a tracing span, the metrics of every
-//! answer, and the optional bearer API key.
+//! answer, the optional bearer API key, and the request-body budget
+//! ([`super::bodies`]).
 //!
 //! During a plugin swap's drain every response carries `Connection: close`,
 //! so keep-alive clients open a new connection (queued for the next image)
@@ -68,6 +69,15 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// Holds the request's body in the budget while it is handled; 429 at once,
+/// body unread, when it does not fit.
+pub async fn reserve_body(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    match state.bodies.reserve(&req, state.config.limits.max_body_bytes) {
+        Ok(_held) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// Checks `Authorization: Bearer <key>` when a key is configured; constant-time.

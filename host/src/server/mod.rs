@@ -27,6 +27,7 @@
 
 pub mod accept;
 pub mod batcher;
+pub mod bodies;
 pub mod config;
 pub mod devices;
 pub mod error;

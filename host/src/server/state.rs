@@ -243,6 +243,8 @@ pub struct AppState {
     pub models: OnceLock<Arc<Models>>,
     /// Bounds the images decoded at once on the blocking pool.
     pub preprocess: Semaphore,
+    /// Bounds the request bodies held at once (`SWITCHYARD_MAX_BUFFERED_BODY_BYTES`).
+    pub bodies: super::bodies::BodyBudget,
     /// Plugin swaps (SIGHUP, `POST /admin/reload`).
     pub swap: SwapControl,
 }
@@ -250,11 +252,13 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: ServerConfig, swap: SwapControl) -> Self {
         let permits = config.limits.preprocess_workers;
+        let bodies = super::bodies::BodyBudget::new(config.limits.max_buffered_body_bytes);
         Self {
             config,
             metrics: Arc::new(Metrics::default()),
             models: OnceLock::new(),
             preprocess: Semaphore::new(permits),
+            bodies,
             swap,
         }
     }

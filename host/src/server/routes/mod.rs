@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::ApiError;
-use super::middleware::{observe, require_admin_key, require_key};
+use super::middleware::{observe, require_admin_key, require_key, reserve_body};
 use super::state::AppState;
 
 /// Every route of the service.
@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), reserve_body))
         .layer(axum::middleware::from_fn(openai::openai_errors))
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
