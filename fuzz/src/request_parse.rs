@@ -28,6 +28,7 @@ use switchyard::server::routes::openai::{check_request, EmbeddingsRequest};
 
 pub(crate) const LIMITS: Limits = Limits {
     max_body_bytes: 1 << 20,
+    max_buffered_body_bytes: 1 << 24,
     max_items: 4,
     max_text_chars: 300,
     max_pixels: 1 << 20,
