@@ -88,15 +88,7 @@ fn both_engines_give_the_same_embeddings() {
             &[("CLIP_ENGINE", engine)],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let records = lines(&out);
-        vectors.push(
-            records
-                .iter()
-                .map(|r| {
-                    r["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect::<Vec<f32>>()
-                })
-                .collect::<Vec<_>>(),
-        );
+        vectors.push(embeddings(&out));
     }
     for (a, b) in vectors[0].iter().zip(&vectors[1]) {
         let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

@@ -25,17 +25,20 @@ use super::error::ApiError;
 pub struct BodyBudget {
     permits: Option<Arc<Semaphore>>,
     limit_bytes: usize,
+    /// The semaphore's permits when nothing is held.
+    whole_kib: u32,
 }
 
 impl BodyBudget {
     pub fn new(limit_bytes: usize) -> Self {
-        let permits = (limit_bytes > 0).then(|| Arc::new(Semaphore::new((limit_bytes / 1024).max(1))));
-        Self { permits, limit_bytes }
+        let whole_kib = u32::try_from(limit_bytes / 1024).unwrap_or(u32::MAX).max(1);
+        let permits = (limit_bytes > 0).then(|| Arc::new(Semaphore::new(whole_kib as usize)));
+        Self { permits, limit_bytes, whole_kib }
     }
 
     /// Bytes reserved now.
     pub fn held_bytes(&self) -> usize {
-        self.permits.as_ref().map_or(0, |p| ((self.limit_bytes / 1024).max(1) - p.available_permits()) * 1024)
+        self.permits.as_ref().map_or(0, |p| (self.whole_kib as usize - p.available_permits()) * 1024)
     }
 
     /// Reserves `req`'s body until the returned permit is dropped (`None`: no
@@ -44,8 +47,7 @@ impl BodyBudget {
         let Some(permits) = &self.permits else { return Ok(None) };
         let Some(bytes) = reservation(req, body_limit) else { return Ok(None) };
         // A body larger than the whole budget takes all of it, so it still runs when nothing else does.
-        let whole = u32::try_from(self.limit_bytes / 1024).unwrap_or(u32::MAX).max(1);
-        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(whole);
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(self.whole_kib);
         match permits.clone().try_acquire_many_owned(kib) {
             Ok(held) => Ok(Some(held)),
             Err(_) => Err(ApiError::BodiesBuffered { limit: self.limit_bytes, held: self.held_bytes(), asked: bytes }),
